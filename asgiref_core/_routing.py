@@ -1,0 +1,143 @@
+"""Where a thread-sensitive sync call runs, and when it cannot run at all.
+
+In order of preference:
+
+1. the thread blocked in the innermost ``async_to_sync`` up this call chain
+   that still serves calls (it is the caller's own thread);
+2. the thread of the enclosing ``ThreadSensitiveContext``, or its executor;
+3. for a loop that ``async_to_sync`` runs on a loop thread of ours, the thread
+   waiting for that call (reaches tasks that lost their context);
+4. one process-wide thread.
+
+Before queueing on a busy worker (2 or 4) it checks for the waits that could
+never end, and either joins the wait (when the busy thread is waiting on a
+coroutine that waits for this call) or raises ``RuntimeError`` naming both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import TYPE_CHECKING, Any
+
+from asgiref_core._bridge_state import (
+    blocked_in_async_to_sync,
+    current_executor,
+    occupying,
+)
+from asgiref_core._workers import SyncWorker, process_wide_worker, runner_by_loop
+
+if TYPE_CHECKING:
+    from asgiref_core._sync_call import SyncCall
+    from asgiref_core.sync import AsyncSingleThreadContext, ThreadSensitiveContext
+
+__all__: list[str] = []
+
+thread_sensitive_context: contextvars.ContextVar[ThreadSensitiveContext | None] = (
+    contextvars.ContextVar("asgiref_core.thread_sensitive_context", default=None)
+)
+single_thread_context: contextvars.ContextVar[AsyncSingleThreadContext | None] = (
+    contextvars.ContextVar("asgiref_core.single_thread_context", default=None)
+)
+
+# How far the await graph is followed when looking for a cycle.
+_MAX_AWAIT_DEPTH = 10_000
+
+
+def dispatch_thread_sensitive(call: SyncCall, may_mark: bool) -> None:
+    """Queue ``call`` on the thread it must run on.
+
+    ``may_mark`` says whether the call's context is a private copy, which may
+    carry a marker naming the worker it occupies (for deadlock detection).
+    """
+    executor = current_executor.get()
+    if executor is not None and executor.submit_item(call):
+        return
+    context = thread_sensitive_context.get()
+    if context is not None:
+        if context.executor is not None:
+            if not context.active:
+                msg = (
+                    f"sync_to_async({call.describe()}) was called from a task that "
+                    f"outlived the ThreadSensitiveContext(executor=...) it was "
+                    f"started in; that context has exited, so there is no thread "
+                    f"to run it on. Wait for such tasks before leaving the block"
+                )
+                raise RuntimeError(msg)
+            context.executor.submit(call.run)
+            return
+        if context.active:
+            _submit_to_worker(context._get_worker(), call, may_mark)
+            return
+    runner = runner_by_loop.get(call.loop)
+    if runner is not None:
+        owner = runner.executor
+        if owner is not None and owner.submit_item(call):
+            return
+    _submit_to_worker(process_wide_worker(), call, may_mark)
+
+
+def _submit_to_worker(worker: SyncWorker, call: SyncCall, may_mark: bool) -> None:
+    if worker.current is not None and _joined_busy_worker(worker, call):
+        return
+    if may_mark:
+        call.context.run(occupying.set, call)
+    worker.submit_item(call)
+
+
+def _joined_busy_worker(worker: SyncWorker, call: SyncCall) -> bool:
+    """Handle a call for a worker that is busy; True if it was queued.
+
+    Queueing behind the worker is normal unless the worker's current call
+    waits, directly or not, for this one.
+    """
+    waiting = blocked_in_async_to_sync.get(worker.thread.ident or 0)
+    ancestor = occupying.get()
+    if ancestor is not None and worker.current is ancestor:
+        # This call descends from the one the worker is running.
+        if waiting is not None and waiting.submit_item(call):
+            return True
+        msg = (
+            f"sync_to_async({call.describe()}) would deadlock: it is "
+            f"thread-sensitive, so it must run on thread {worker.thread.name!r}, "
+            f"but that thread is busy running {ancestor.describe()}, which this "
+            f"call was started from and which cannot finish before it. Await the "
+            f"earlier call before starting this one, or pass "
+            f"thread_sensitive=False if {call.describe()} is safe on any thread"
+        )
+        raise RuntimeError(msg)
+    if (
+        waiting is not None
+        and waiting.task is not None
+        and call.task is not None
+        and waiting.loop is call.loop
+        and awaits(waiting.task, call.task)
+    ):
+        # The worker waits in async_to_sync for a coroutine that waits for
+        # this call, which lost the context that would have routed it there.
+        return waiting.submit_item(call)
+    return False
+
+
+def awaits(start: asyncio.Future[Any], target: asyncio.Future[Any]) -> bool:
+    """Whether ``start`` is (transitively) waiting for ``target``.
+
+    Follows what each task is suspended on, and the children of ``gather``.
+    Waits through plain futures or events are invisible here.
+    """
+    stack: list[Any] = [start]
+    seen: set[int] = set()
+    while stack and len(seen) < _MAX_AWAIT_DEPTH:
+        future = stack.pop()
+        if future is target:
+            return True
+        if id(future) in seen:
+            continue
+        seen.add(id(future))
+        waiter = getattr(future, "_fut_waiter", None)
+        if waiter is not None:
+            stack.append(waiter)
+        children = getattr(future, "_children", None)
+        if children:
+            stack.extend(children)
+    return False

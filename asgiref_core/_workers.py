@@ -1,0 +1,183 @@
+"""The long-lived threads behind the bridges.
+
+- :class:`SyncWorker`: one thread running queued sync calls in order. One is
+  process-wide (thread-sensitive code with no better home); others serve a
+  ``ThreadSensitiveContext`` each and go back to a small idle pool afterwards.
+- :class:`LoopRunner`: one thread running an event loop forever. A plain
+  thread's ``async_to_sync`` borrows one for the length of the call, instead
+  of starting a thread and a loop per call.
+
+Idle pools are bounded, so a burst of concurrent callers does not leave a
+thread behind for each of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
+
+from asgiref_core._bridge_state import on_fork_reset, thread_name
+from asgiref_core.current_thread_executor import CurrentThreadExecutor, WorkItem
+
+__all__: list[str] = []
+
+#: How many idle threads of each kind are kept for reuse.
+MAX_IDLE = 4
+
+
+class _Stop:
+    __slots__ = ()
+
+    def run(self) -> None:  # pragma: no cover - compared, never run
+        pass
+
+
+_STOP = _Stop()
+
+
+class SyncWorker:
+    """A thread that runs queued calls one after the other, in order."""
+
+    def __init__(self, purpose: str) -> None:
+        self.purpose = purpose
+        self._queue: SimpleQueue[WorkItem] = SimpleQueue()
+        # The item running now; read by introspection and deadlock checks.
+        self.current: WorkItem | None = None
+        self.thread = threading.Thread(
+            target=self._main, name=thread_name(purpose), daemon=True
+        )
+        self.thread.start()
+
+    def submit_item(self, item: WorkItem) -> bool:
+        self._queue.put(item)
+        return True
+
+    def stop(self) -> None:
+        """End the thread once the work queued so far is done."""
+        self._queue.put(_STOP)
+
+    def _main(self) -> None:
+        get = self._queue.get
+        while (item := get()) is not _STOP:
+            self.current = item
+            try:
+                item.run()
+            finally:
+                self.current = None
+
+
+class _ReturnToPool:
+    """Queued on a context worker when its context exits."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: SyncWorker) -> None:
+        self.worker = worker
+
+    def run(self) -> None:
+        with _lock:
+            _idle_context_workers.append(self.worker)
+
+
+_lock = threading.Lock()
+_process_worker: SyncWorker | None = None
+_idle_context_workers: list[SyncWorker] = []
+
+
+def process_wide_worker() -> SyncWorker:
+    """The one thread for thread-sensitive code that has no better home."""
+    global _process_worker
+    worker = _process_worker
+    if worker is None:
+        with _lock:
+            worker = _process_worker
+            if worker is None:
+                worker = _process_worker = SyncWorker("thread-sensitive")
+    return worker
+
+
+def context_worker() -> SyncWorker:
+    """A thread for one ``ThreadSensitiveContext``, reused when one is idle."""
+    with _lock:
+        if _idle_context_workers:
+            return _idle_context_workers.pop()
+    return SyncWorker("thread-sensitive-context")
+
+
+def release_context_worker(worker: SyncWorker) -> None:
+    """Give the worker back once it has finished what was queued on it.
+
+    Never blocks: the worker may itself be waiting for the caller's loop.
+    """
+    with _lock:
+        keep = len(_idle_context_workers) < MAX_IDLE
+    worker.submit_item(_ReturnToPool(worker) if keep else _STOP)
+
+
+class LoopRunner:
+    """A thread running an event loop for ``async_to_sync`` calls."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        name = thread_name("loop")
+        # Work sent to the loop's default executor (thread_sensitive=False
+        # calls, run_in_executor(None, ...)) gets threads named after us.
+        self.loop.set_default_executor(
+            ThreadPoolExecutor(thread_name_prefix=f"{name}-default-executor")
+        )
+        # The executor of the async_to_sync call using this loop right now:
+        # thread-sensitive calls from tasks that lost their context go there.
+        self.executor: CurrentThreadExecutor | None = None
+        self.thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            self.loop.close()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+_idle_runners: list[LoopRunner] = []
+#: Loops this module runs -> their runner.
+runner_by_loop: dict[asyncio.AbstractEventLoop, LoopRunner] = {}
+
+
+def acquire_runner() -> LoopRunner:
+    """An idle loop thread, started if there is none."""
+    with _lock:
+        if _idle_runners:
+            return _idle_runners.pop()
+    runner = LoopRunner()
+    runner_by_loop[runner.loop] = runner
+    return runner
+
+
+def release_runner(runner: LoopRunner) -> None:
+    runner.executor = None
+    with _lock:
+        if len(_idle_runners) < MAX_IDLE:
+            _idle_runners.append(runner)
+            return
+    runner_by_loop.pop(runner.loop, None)
+    runner.stop()
+
+
+def _reset_after_fork() -> None:
+    global _lock, _process_worker
+    # The parent's threads do not exist here; forget them and their lock.
+    _lock = threading.Lock()
+    _process_worker = None
+    _idle_context_workers.clear()
+    _idle_runners.clear()
+    runner_by_loop.clear()
+
+
+on_fork_reset(_reset_after_fork)
