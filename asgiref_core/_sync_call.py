@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -141,3 +142,41 @@ def describe_callable(func: object) -> str:
         return repr(func)
     module = getattr(func, "__module__", None)
     return f"{module}.{name}" if module else str(name)
+
+
+def submit_to_default_executor(loop: asyncio.AbstractEventLoop, call: SyncCall) -> None:
+    # run_in_executor wraps the result in a second future and wakes the loop a
+    # second time; the call reports back by itself, so go to the executor
+    # directly once the loop has created it.
+    executor: Executor | None = getattr(loop, "_default_executor", None)
+    if executor is None:
+        loop.run_in_executor(None, call.run)
+    else:
+        executor.submit(call.run)
+
+
+async def after_cancel(call: SyncCall) -> Any:
+    """The caller of a sync call was cancelled; decide what happens to it.
+
+    The sync code itself cannot be interrupted. If it is inside a nested
+    ``async_to_sync`` whose coroutine runs on this loop, the cancellation is
+    passed into that coroutine; should the coroutine absorb it, the call is
+    waited for and its result returned, as asgiref does.
+    """
+    if call.children:
+        child = call.children[0]
+        child.cancel()
+        try:
+            await child
+        except asyncio.CancelledError:
+            pass
+        else:
+            if not call.done:
+                call.future = call.loop.create_future()
+                return await call.future
+            if call.error is not None:
+                raise call.error
+            return call.value
+    # A call that has not started yet never will.
+    call.skip = True
+    raise asyncio.CancelledError

@@ -3,8 +3,8 @@
 Names, parameters and behaviour follow asgiref 3.13's ``asgiref.sync``. Where
 asgiref would hang, these bridges complete the call or raise ``RuntimeError``
 saying what waited on what. Which thread runs what is decided in
-:mod:`asgiref_core._routing`; the threads themselves live in
-:mod:`asgiref_core._workers`.
+``_routing``; the threads live in ``_workers``; running a coroutine for
+``async_to_sync`` is ``_loop_call``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import functools
 import inspect
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from asgiref_core import _routing
@@ -30,15 +28,15 @@ from asgiref_core._bridge_state import (
     pending_thread_sensitive,
     thread_state,
 )
+from asgiref_core._contexts import AsyncSingleThreadContext, ThreadSensitiveContext
 from asgiref_core._coroutines import iscoroutinefunction, markcoroutinefunction
-from asgiref_core._sync_call import SyncCall, adopt_context, describe_callable
-from asgiref_core._workers import (
-    LoopRunner,
-    SyncWorker,
-    acquire_runner,
-    context_worker,
-    release_context_worker,
-    release_runner,
+from asgiref_core._loop_call import run_on_caller_loop, run_on_runner
+from asgiref_core._sync_call import (
+    SyncCall,
+    adopt_context,
+    after_cancel,
+    describe_callable,
+    submit_to_default_executor,
 )
 from asgiref_core.current_thread_executor import CurrentThreadExecutor
 
@@ -59,141 +57,9 @@ __all__ = [
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
-#: How long ``async_to_sync`` tolerates its target loop being stopped (but not
-#: closed) before giving up on a coroutine that already started there. A loop
-#: driven by ``run_until_complete`` stops between runs; that is normal for a
-#: moment, fatal for long.
-STOPPED_LOOP_GRACE = 1.0
-
 _get_running_loop = asyncio._get_running_loop
 _copy_context = contextvars.copy_context
 _partial = functools.partial
-
-
-class ThreadSensitiveContext:
-    """Run thread-sensitive sync code of this block on a thread of its own.
-
-    Without ``executor``, the outermost context of a task gets one dedicated
-    thread for all thread-sensitive calls made inside it (and in tasks started
-    inside it); nested contexts without an executor add nothing. With
-    ``executor`` (which must run one call at a time on one thread, for example
-    ``ThreadPoolExecutor(max_workers=1)``), the block sends its thread-sensitive
-    calls there, even inside another context or an ``async_to_sync`` call. The
-    caller owns that executor: it is not shut down on exit. A context with an
-    executor can be entered once; calls from tasks that outlive it raise
-    ``RuntimeError``.
-
-    Exiting never blocks the event loop, even when the context's thread is
-    itself waiting for that loop.
-    """
-
-    def __init__(self, *, executor: Executor | None = None) -> None:
-        self._executor = executor
-        self._token: contextvars.Token[ThreadSensitiveContext | None] | None = None
-        self._hidden: contextvars.Token[CurrentThreadExecutor | None] | None = None
-        self._worker: SyncWorker | None = None
-        self._exited = False
-
-    @property
-    def executor(self) -> Executor | None:
-        """The executor given to the constructor, if any."""
-        return self._executor
-
-    @property
-    def active(self) -> bool:
-        """Whether this context is entered and routing calls."""
-        return self._token is not None
-
-    async def __aenter__(self) -> ThreadSensitiveContext:
-        if self._executor is not None:
-            if self._token is not None:
-                msg = (
-                    f"{self!r} is already entered; a ThreadSensitiveContext with "
-                    f"an executor routes one block at a time"
-                )
-                raise RuntimeError(msg)
-            if self._exited:
-                msg = (
-                    f"{self!r} has already been used: a ThreadSensitiveContext "
-                    f"with an executor can be entered only once, so that tasks "
-                    f"left over from the first block cannot reach the second. "
-                    f"Create a new ThreadSensitiveContext(executor=...)"
-                )
-                raise RuntimeError(msg)
-            self._token = _routing.thread_sensitive_context.set(self)
-            # An enclosing async_to_sync's waiting thread would otherwise take
-            # precedence; this block asked for its own executor.
-            self._hidden = current_executor.set(None)
-        elif _routing.thread_sensitive_context.get() is None:
-            self._token = _routing.thread_sensitive_context.set(self)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        token = self._token
-        if token is None:
-            return
-        self._token = None
-        _routing.thread_sensitive_context.reset(token)
-        if self._hidden is not None:
-            current_executor.reset(self._hidden)
-            self._hidden = None
-        if self._executor is not None:
-            self._exited = True
-        worker = self._worker
-        if worker is not None:
-            self._worker = None
-            release_context_worker(worker)
-
-    def _get_worker(self) -> SyncWorker:
-        worker = self._worker
-        if worker is None:
-            worker = self._worker = context_worker()
-        return worker
-
-
-class AsyncSingleThreadContext:
-    """Run every ``async_to_sync`` call of this block on one event loop thread.
-
-    Normally each ``async_to_sync`` call from a thread with no event loop
-    borrows whichever loop thread is free. Inside this (re-entrant) context
-    manager they all use the same one, so loop-bound objects created by one
-    call can be used by the next.
-    """
-
-    def __init__(self) -> None:
-        self.token: contextvars.Token[AsyncSingleThreadContext | None] | None = None
-        self._runner: LoopRunner | None = None
-
-    def __enter__(self) -> AsyncSingleThreadContext:
-        if _routing.single_thread_context.get() is None:
-            self.token = _routing.single_thread_context.set(self)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self.token is None:
-            return
-        _routing.single_thread_context.reset(self.token)
-        self.token = None
-        runner = self._runner
-        if runner is not None:
-            self._runner = None
-            release_runner(runner)
-
-    def _get_runner(self) -> LoopRunner:
-        runner = self._runner
-        if runner is None:
-            runner = self._runner = acquire_runner()
-        return runner
 
 
 class SyncToAsync(Generic[_P, _R]):
@@ -268,11 +134,11 @@ class SyncToAsync(Generic[_P, _R]):
         elif self._executor is not None:
             self._executor.submit(call.run)
         else:
-            _submit_to_default_executor(loop, call)
+            submit_to_default_executor(loop, call)
         try:
             return await future
         except asyncio.CancelledError:
-            result: _R = await _after_cancel(call)
+            result: _R = await after_cancel(call)
             return result
         finally:
             if self.context is None:
@@ -314,46 +180,6 @@ class SyncToAsync(Generic[_P, _R]):
             return func(*args, **kwargs)
         finally:
             thread_state.call = outer
-
-
-def _submit_to_default_executor(
-    loop: asyncio.AbstractEventLoop, call: SyncCall
-) -> None:
-    # run_in_executor wraps the result in a second future and wakes the loop a
-    # second time; the call reports back by itself, so go to the executor
-    # directly once the loop has created it.
-    executor: Executor | None = getattr(loop, "_default_executor", None)
-    if executor is None:
-        loop.run_in_executor(None, call.run)
-    else:
-        executor.submit(call.run)
-
-
-async def _after_cancel(call: SyncCall) -> Any:
-    """The caller of a sync call was cancelled; decide what happens to it.
-
-    The sync code itself cannot be interrupted. If it is inside a nested
-    ``async_to_sync`` whose coroutine runs on this loop, the cancellation is
-    passed into that coroutine; should the coroutine absorb it, the call is
-    waited for and its result returned, as asgiref does.
-    """
-    if call.children:
-        child = call.children[0]
-        child.cancel()
-        try:
-            await child
-        except asyncio.CancelledError:
-            pass
-        else:
-            if not call.done:
-                call.future = call.loop.create_future()
-                return await call.future
-            if call.error is not None:
-                raise call.error
-            return call.value
-    # A call that has not started yet never will.
-    call.skip = True
-    raise asyncio.CancelledError
 
 
 class AsyncToSync(Generic[_P, _R]):
@@ -429,10 +255,10 @@ class AsyncToSync(Generic[_P, _R]):
         ident = threading.get_ident()
         blocked_in_async_to_sync[ident] = executor
         try:
-            if loop is None or not _run_on_caller_loop(
+            if loop is None or not run_on_caller_loop(
                 loop, awaitable, executor, context, exc_info, parent_call
             ):
-                _run_on_runner(awaitable, executor, context, exc_info)
+                run_on_runner(awaitable, executor, context, exc_info)
         finally:
             del blocked_in_async_to_sync[ident]
             adopt_context(context)
@@ -473,154 +299,6 @@ class AsyncToSync(Generic[_P, _R]):
             return self
         bound = _partial(self.__call__, parent)
         return functools.update_wrapper(bound, self.awaitable)
-
-
-class _Reroute(Exception):
-    """The caller's loop stopped before our coroutine started there."""
-
-
-def _run_on_caller_loop(
-    loop: asyncio.AbstractEventLoop,
-    awaitable: Awaitable[Any],
-    executor: CurrentThreadExecutor,
-    context: contextvars.Context,
-    exc_info: ExcInfo,
-    parent_call: SyncCall | None,
-) -> bool:
-    """Run on the loop of the sync_to_async call we are inside.
-
-    Returns False, having started nothing, if that loop turns out to be
-    closed or stops before the coroutine starts; the caller then uses a
-    loop of its own.
-    """
-    driver = _drive(awaitable, executor, exc_info, parent_call, None)
-    try:
-        loop.call_soon_threadsafe(_start, loop, driver, context, executor, parent_call)
-    except RuntimeError:
-        # Closed between our check and now.
-        driver.close()
-        return False
-    stopped_since: list[float] = []
-
-    def check_loop() -> None:
-        if loop.is_running():
-            stopped_since.clear()
-            return
-        if executor.claim_unstarted():
-            driver.close()
-            raise _Reroute
-        now = time.monotonic()
-        if not stopped_since:
-            stopped_since.append(now)
-        if loop.is_closed() or now - stopped_since[0] > STOPPED_LOOP_GRACE:
-            state = "was closed" if loop.is_closed() else "stopped"
-            msg = (
-                f"async_to_sync({describe_callable(executor.target)}) in thread "
-                f"{threading.current_thread().name!r} is waiting for its coroutine "
-                f"on event loop {loop!r}, which {state} before the coroutine "
-                f"finished, so it can never complete. This thread was started by "
-                f"sync_to_async from that loop and outlived it: await the "
-                f"sync_to_async call before the loop stops"
-            )
-            raise RuntimeError(msg)
-
-    try:
-        executor.serve(check_loop)
-    except _Reroute:
-        return False
-    return True
-
-
-def _run_on_runner(
-    awaitable: Awaitable[Any],
-    executor: CurrentThreadExecutor,
-    context: contextvars.Context,
-    exc_info: ExcInfo,
-) -> None:
-    """Run on a loop thread of our own, borrowed for the length of the call."""
-    single = _routing.single_thread_context.get()
-    runner = single._get_runner() if single is not None else acquire_runner()
-    runner.executor = executor
-    loop = runner.loop
-    driver = _drive(awaitable, executor, exc_info, None, loop)
-    try:
-        loop.call_soon_threadsafe(_start, loop, driver, context, executor, None)
-        # Our loops never stop while lent out, so no polling is needed.
-        executor.serve()
-    finally:
-        if single is None:
-            release_runner(runner)
-        else:
-            runner.executor = None
-
-
-def _start(
-    loop: asyncio.AbstractEventLoop,
-    driver: Coroutine[Any, Any, None],
-    context: contextvars.Context,
-    executor: CurrentThreadExecutor,
-    parent_call: SyncCall | None,
-) -> None:
-    # On the target loop's thread.
-    if not executor.claim_start():
-        return  # the waiting thread gave up on this loop and went elsewhere
-    task = loop.create_task(driver, context=context)
-    executor.loop = loop
-    executor.task = task
-    if parent_call is not None:
-        parent_call.children.append(task)
-
-
-async def _drive(
-    awaitable: Awaitable[Any],
-    executor: CurrentThreadExecutor,
-    exc_info: ExcInfo,
-    parent_call: SyncCall | None,
-    own_loop: asyncio.AbstractEventLoop | None,
-) -> None:
-    """Await the target, store its outcome, wake the waiting thread."""
-    token = current_executor.set(executor)
-    try:
-        if exc_info[1] is not None:
-            # Let the coroutine see the caller's in-flight exception.
-            try:
-                raise exc_info[1]
-            except BaseException:
-                executor.value = await awaitable
-        else:
-            executor.value = await awaitable
-    except BaseException as exc:
-        executor.error = exc
-    finally:
-        current_executor.reset(token)
-        if parent_call is not None:
-            task = asyncio.current_task()
-            if task in parent_call.children:
-                parent_call.children.remove(task)
-        if own_loop is not None:
-            await _cancel_leftover_tasks(own_loop)
-        executor.wake()
-
-
-async def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel tasks the call left running, as ``asyncio.run`` would."""
-    current = asyncio.current_task()
-    leftovers = [task for task in asyncio.all_tasks(loop) if task is not current]
-    if not leftovers:
-        return
-    for task in leftovers:
-        task.cancel()
-    await asyncio.gather(*leftovers, return_exceptions=True)
-    for task in leftovers:
-        if not task.cancelled() and task.exception() is not None:
-            loop.call_exception_handler(
-                {
-                    "message": "unhandled exception in a task left running by "
-                    "async_to_sync and cancelled when the call returned",
-                    "exception": task.exception(),
-                    "task": task,
-                }
-            )
 
 
 @overload
