@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from asgiref_core._sync_call import SyncCall
     from asgiref_core.current_thread_executor import CurrentThreadExecutor
 
-__all__: list[str] = []
+__all__ = ["THREAD_NAME_PREFIX"]
 
 #: Every thread the library starts has a name beginning with this.
 THREAD_NAME_PREFIX = "asgiref_core-"

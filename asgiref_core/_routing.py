@@ -51,8 +51,11 @@ def dispatch_thread_sensitive(call: SyncCall, may_mark: bool) -> None:
     carry a marker naming the worker it occupies (for deadlock detection).
     """
     executor = current_executor.get()
-    if executor is not None and executor.submit_item(call):
-        return
+    if executor is not None:
+        taker = executor.submit_item(call)
+        if taker is not None:
+            call.queued_on = taker.thread
+            return
     context = thread_sensitive_context.get()
     if context is not None:
         if context.executor is not None:
@@ -65,6 +68,7 @@ def dispatch_thread_sensitive(call: SyncCall, may_mark: bool) -> None:
                 )
                 raise RuntimeError(msg)
             context.executor.submit(call.run)
+            call.queued_on = context.executor
             return
         if context.active:
             _submit_to_worker(context._get_worker(), call, may_mark)
@@ -72,7 +76,9 @@ def dispatch_thread_sensitive(call: SyncCall, may_mark: bool) -> None:
     runner = runner_by_loop.get(call.loop)
     if runner is not None:
         owner = runner.executor
-        if owner is not None and owner.submit_item(call):
+        taker = None if owner is None else owner.submit_item(call)
+        if taker is not None:
+            call.queued_on = taker.thread
             return
     _submit_to_worker(process_wide_worker(), call, may_mark)
 
@@ -82,6 +88,7 @@ def _submit_to_worker(worker: SyncWorker, call: SyncCall, may_mark: bool) -> Non
         return
     if may_mark:
         call.context.run(occupying.set, call)
+    call.queued_on = worker.thread
     worker.submit_item(call)
 
 
@@ -95,7 +102,9 @@ def _joined_busy_worker(worker: SyncWorker, call: SyncCall) -> bool:
     ancestor = occupying.get()
     if ancestor is not None and worker.current is ancestor:
         # This call descends from the one the worker is running.
-        if waiting is not None and waiting.submit_item(call):
+        taker = None if waiting is None else waiting.submit_item(call)
+        if taker is not None:
+            call.queued_on = taker.thread
             return True
         msg = (
             f"sync_to_async({call.describe()}) would deadlock: it is "
@@ -115,7 +124,10 @@ def _joined_busy_worker(worker: SyncWorker, call: SyncCall) -> bool:
     ):
         # The worker waits in async_to_sync for a coroutine that waits for
         # this call, which lost the context that would have routed it there.
-        return waiting.submit_item(call)
+        taker = waiting.submit_item(call)
+        if taker is not None:
+            call.queued_on = taker.thread
+            return True
     return False
 
 

@@ -59,6 +59,7 @@ class SyncCall:
         "future",
         "loop",
         "owner",
+        "queued_on",
         "skip",
         "task",
         "thread",
@@ -87,6 +88,8 @@ class SyncCall:
         # Tasks that a nested async_to_sync started on ``loop`` for this call.
         self.children: list[asyncio.Task[Any]] = []
         self.thread: threading.Thread | None = None
+        # Where routing sent it: a thread, or an executor given by the user.
+        self.queued_on: object = None
         self.skip = False
         self.done = False
         self.value: Any = None

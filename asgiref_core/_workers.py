@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from queue import SimpleQueue
 
 from asgiref_core._bridge_state import on_fork_reset, thread_name
-from asgiref_core.current_thread_executor import CurrentThreadExecutor, WorkItem
+from asgiref_core.current_thread_executor import CurrentThreadExecutor, _WorkItem
 
 __all__: list[str] = []
 
@@ -42,15 +43,16 @@ class SyncWorker:
 
     def __init__(self, purpose: str) -> None:
         self.purpose = purpose
-        self._queue: SimpleQueue[WorkItem] = SimpleQueue()
+        self._queue: SimpleQueue[_WorkItem] = SimpleQueue()
         # The item running now; read by introspection and deadlock checks.
-        self.current: WorkItem | None = None
+        self.current: _WorkItem | None = None
         self.thread = threading.Thread(
             target=self._main, name=thread_name(purpose), daemon=True
         )
+        _all_workers.add(self)
         self.thread.start()
 
-    def submit_item(self, item: WorkItem) -> bool:
+    def submit_item(self, item: _WorkItem) -> bool:
         self._queue.put(item)
         return True
 
@@ -66,6 +68,14 @@ class SyncWorker:
                 item.run()
             finally:
                 self.current = None
+
+
+_all_workers: weakref.WeakSet[SyncWorker] = weakref.WeakSet()
+
+
+def live_workers() -> list[SyncWorker]:
+    """Every sync worker whose thread is still running."""
+    return [w for w in list(_all_workers) if w.thread.is_alive()]
 
 
 class _ReturnToPool:

@@ -14,6 +14,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any, cast
 
+# Also re-exported: ``asgiref.compatibility.iscoroutinefunction`` exists too
+# (asgiref imports it there from its sync module), and code may rely on it.
 from asgiref_core._coroutines import iscoroutinefunction
 from asgiref_core.typing import (
     ASGI2Application,

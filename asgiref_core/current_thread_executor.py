@@ -20,7 +20,7 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-class WorkItem(Protocol):
+class _WorkItem(Protocol):
     """Anything the executor can run: the bridges' own calls or a submit()."""
 
     def run(self) -> None: ...
@@ -80,7 +80,7 @@ class CurrentThreadExecutor(Executor):
 
     def __init__(self, old_executor: CurrentThreadExecutor | None = None) -> None:
         self._work_thread = threading.current_thread()
-        self._queue: SimpleQueue[WorkItem] = SimpleQueue()
+        self._queue: SimpleQueue[_WorkItem] = SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
         self._old_executor = old_executor
@@ -183,19 +183,19 @@ class CurrentThreadExecutor(Executor):
             self._abandoned = True
             return True
 
-    def submit_item(self, item: WorkItem) -> bool:
+    def submit_item(self, item: _WorkItem) -> CurrentThreadExecutor | None:
         """Queue ``item`` on the nearest executor in the chain still serving.
 
-        Returns False when none is.
+        Returns that executor, or None when none is serving.
         """
         executor: CurrentThreadExecutor | None = self
         while executor is not None:
             with executor._lock:
                 if not executor._closed:
                     executor._queue.put(item)
-                    return True
+                    return executor
             executor = executor._old_executor
-        return False
+        return None
 
     def submit(
         self, fn: Callable[_P, _R], /, *args: _P.args, **kwargs: _P.kwargs
@@ -208,7 +208,7 @@ class CurrentThreadExecutor(Executor):
             )
             raise RuntimeError(msg)
         future: Future[_R] = Future()
-        if not self.submit_item(_FunctionItem(future, fn, args, kwargs)):
+        if self.submit_item(_FunctionItem(future, fn, args, kwargs)) is None:
             msg = (
                 f"cannot submit {fn!r}: the CurrentThreadExecutor of thread "
                 f"{self._work_thread.name!r} and every executor it falls back to "

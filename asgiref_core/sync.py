@@ -253,6 +253,9 @@ class AsyncToSync(Generic[_P, _R]):
         context = _copy_context()
         exc_info = sys.exc_info()
         ident = threading.get_ident()
+        # A thread can be blocked in nested calls (it serves the outer one
+        # while it runs the inner one): keep the outer entry to restore.
+        outer_wait = blocked_in_async_to_sync.get(ident)
         blocked_in_async_to_sync[ident] = executor
         try:
             if loop is None or not run_on_caller_loop(
@@ -260,7 +263,10 @@ class AsyncToSync(Generic[_P, _R]):
             ):
                 run_on_runner(awaitable, executor, context, exc_info)
         finally:
-            del blocked_in_async_to_sync[ident]
+            if outer_wait is None:
+                del blocked_in_async_to_sync[ident]
+            else:
+                blocked_in_async_to_sync[ident] = outer_wait
             adopt_context(context)
         error = executor.error
         if error is not None:

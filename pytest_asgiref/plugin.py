@@ -10,11 +10,14 @@ import pytest
 
 from pytest_asgiref import hookspecs
 
-__all__ = ["pytest_addhooks"]
+__all__ = ["pytest_addhooks", "pytest_plugins"]
 
 # The private plugin modules pytest loads alongside this one.
 pytest_plugins: list[str] = []
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    pluginmanager.add_hookspecs(hookspecs)
+    # pluggy rejects a module that declares no hooks; the first specifications
+    # arrive with the plugin's features.
+    if any(name.startswith("pytest_asgiref_") for name in vars(hookspecs)):
+        pluginmanager.add_hookspecs(hookspecs)
