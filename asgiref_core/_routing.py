@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from typing import TYPE_CHECKING, Any
 
 from asgiref_core._bridge_state import (
@@ -42,6 +43,9 @@ single_thread_context: contextvars.ContextVar[AsyncSingleThreadContext | None] =
 
 # How far the await graph is followed when looking for a cycle.
 _MAX_AWAIT_DEPTH = 10_000
+# Seconds between checks for a cycle that forms after a call was queued.
+_RECHECK_FIRST = 0.01
+_RECHECK_MAX = 0.5
 
 
 def dispatch_thread_sensitive(call: SyncCall, may_mark: bool) -> None:
@@ -84,12 +88,70 @@ def dispatch_thread_sensitive(call: SyncCall, may_mark: bool) -> None:
 
 
 def _submit_to_worker(worker: SyncWorker, call: SyncCall, may_mark: bool) -> None:
-    if worker.current is not None and _joined_busy_worker(worker, call):
-        return
     if may_mark:
         call.context.run(occupying.set, call)
     call.queued_on = worker.thread
-    worker.submit_item(call)
+    if worker.current is None:
+        worker.submit_item(call)
+        return
+    if _joined_busy_worker(worker, call):
+        return
+    waiting = blocked_in_async_to_sync.get(worker.thread.ident or 0)
+    if waiting is None or waiting.loop is not call.loop:
+        worker.submit_item(call)
+        return
+    # The worker waits for a coroutine on this very loop. If that coroutine
+    # comes to await this call (the edge may appear only after we return),
+    # the call must run on the waiting thread instead; keep checking.
+    first = _RunOnce(call)
+    worker.submit_item(first)
+    call.loop.call_later(_RECHECK_FIRST, _recheck, worker, first, _RECHECK_FIRST)
+
+
+class _RunOnce:
+    """One of two queue entries for the same call; whichever runs first wins."""
+
+    __slots__ = ("_lock", "call")
+
+    def __init__(self, call: SyncCall, lock: threading.Lock | None = None) -> None:
+        self.call = call
+        self._lock = threading.Lock() if lock is None else lock
+
+    @property
+    def func(self) -> object:
+        return self.call.func
+
+    @property
+    def claimed(self) -> bool:
+        return self._lock.locked()
+
+    def twin(self) -> _RunOnce:
+        return _RunOnce(self.call, self._lock)
+
+    def run(self) -> None:
+        if self._lock.acquire(blocking=False):
+            self.call.run()
+
+
+def _recheck(worker: SyncWorker, entry: _RunOnce, delay: float) -> None:
+    # On the call's loop.
+    call = entry.call
+    if entry.claimed or call.done:
+        return
+    waiting = blocked_in_async_to_sync.get(worker.thread.ident or 0)
+    if waiting is None or waiting.loop is not call.loop:
+        return  # the worker is no longer stuck on this loop; it will get here
+    if (
+        waiting.task is not None
+        and call.task is not None
+        and awaits(waiting.task, call.task)
+    ):
+        taker = waiting.submit_item(entry.twin())
+        if taker is not None:
+            call.queued_on = taker.thread
+            return
+    delay = min(delay * 2, _RECHECK_MAX)
+    call.loop.call_later(delay, _recheck, worker, entry, delay)
 
 
 def _joined_busy_worker(worker: SyncWorker, call: SyncCall) -> bool:
@@ -100,7 +162,10 @@ def _joined_busy_worker(worker: SyncWorker, call: SyncCall) -> bool:
     """
     waiting = blocked_in_async_to_sync.get(worker.thread.ident or 0)
     ancestor = occupying.get()
-    if ancestor is not None and worker.current is ancestor:
+    current = worker.current
+    if ancestor is not None and (
+        current is ancestor or getattr(current, "call", None) is ancestor
+    ):
         # This call descends from the one the worker is running.
         taker = None if waiting is None else waiting.submit_item(call)
         if taker is not None:

@@ -3,6 +3,11 @@
 A thread blocked in ``async_to_sync`` is not idle: it serves this executor, so
 that thread-sensitive sync code called further down the chain runs on it
 rather than on some other thread.
+
+All executors of one thread share that thread's queue. A thread blocked in
+nested waits can only listen in the innermost one, and work addressed to an
+outer wait must not starve there, so whichever wait is active runs it. A
+wake-up is an ordinary queue entry that marks its own executor as done.
 """
 
 from __future__ import annotations
@@ -57,15 +62,29 @@ class _FunctionItem:
 
 
 class _Wake:
-    """Queued when whatever the thread waits for is done."""
+    """Queued when what one executor's thread waits for is done."""
 
-    __slots__ = ()
+    __slots__ = ("executor",)
 
-    def run(self) -> None:  # pragma: no cover - never run, only compared
-        pass
+    def __init__(self, executor: CurrentThreadExecutor) -> None:
+        self.executor = executor
+
+    def run(self) -> None:
+        self.executor._woken = True
 
 
-_WAKE = _Wake()
+class _ThreadQueues(threading.local):
+    queue: SimpleQueue[_WorkItem] | None = None
+
+
+_thread_queues = _ThreadQueues()
+
+
+def _queue_of_this_thread() -> SimpleQueue[_WorkItem]:
+    queue = _thread_queues.queue
+    if queue is None:
+        queue = _thread_queues.queue = SimpleQueue()
+    return queue
 
 
 class CurrentThreadExecutor(Executor):
@@ -80,9 +99,10 @@ class CurrentThreadExecutor(Executor):
 
     def __init__(self, old_executor: CurrentThreadExecutor | None = None) -> None:
         self._work_thread = threading.current_thread()
-        self._queue: SimpleQueue[_WorkItem] = SimpleQueue()
+        self._queue = _queue_of_this_thread()
         self._lock = threading.Lock()
         self._closed = False
+        self._woken = False
         self._old_executor = old_executor
         # Filled in by async_to_sync for introspection and deadlock reports:
         # the loop and task this thread waits for, and what was called.
@@ -124,7 +144,7 @@ class CurrentThreadExecutor(Executor):
 
     def wake(self) -> None:
         """Tell the serving thread that what it waits for is done."""
-        self._queue.put(_WAKE)
+        self._queue.put(_Wake(self))
 
     def serve(
         self,
@@ -139,18 +159,16 @@ class CurrentThreadExecutor(Executor):
         get = self._queue.get
         try:
             if poll is None:
-                while (item := get()) is not _WAKE:
-                    item.run()
+                while not self._woken:
+                    get().run()
             else:
-                while True:
+                while not self._woken:
                     try:
                         item = get(timeout=poll_interval)
                     except Empty:
                         poll()
-                        continue
-                    if item is _WAKE:
-                        break
-                    item.run()
+                    else:
+                        item.run()
         finally:
             self._stop_serving()
 
@@ -158,14 +176,15 @@ class CurrentThreadExecutor(Executor):
         with self._lock:
             self._closed = True
         # Work that arrived between the wake-up and closing still belongs
-        # here: run it, so nothing submitted while we served is lost.
+        # to this thread: run it, so nothing submitted while we served is
+        # lost. (Work for an enclosing wait of this thread is fine to run
+        # here too; a wake-up for one just marks it.)
         while True:
             try:
                 item = self._queue.get_nowait()
             except Empty:
                 return
-            if item is not _WAKE:
-                item.run()
+            item.run()
 
     def claim_start(self) -> bool:
         """On the loop: may the awaited coroutine start? (once only)."""

@@ -58,7 +58,7 @@ def thread_purpose(thread: threading.Thread) -> Purpose:
         return "loop-default-executor"
     for purpose in ("thread-sensitive-context", "thread-sensitive", "loop"):
         if rest.startswith(purpose + "-"):
-            return purpose  # type: ignore[return-value]
+            return purpose
     return "other"
 
 

@@ -263,9 +263,7 @@ def test_tasks_left_running_are_cancelled_before_the_call_returns() -> None:
     assert cancelled.is_set()
 
 
-def test_a_leftover_task_can_still_call_thread_sensitive_code_while_cancelled() -> (
-    None
-):
+def test_a_leftover_task_can_still_call_thread_sensitive_code_while_cancelled() -> None:
     ran_on: list[str] = []
 
     async def leaves_a_task() -> None:

@@ -79,9 +79,7 @@ def test_thread_sensitive_call_runs_on_the_outer_sync_thread() -> None:
     assert seen == ["my-sync"]
 
 
-def test_thread_sensitive_call_two_bridges_deep_reaches_the_outermost_thread() -> (
-    None
-):
+def test_thread_sensitive_call_two_bridges_deep_reaches_the_outermost_thread() -> None:
     async def innermost() -> str:
         return await sync_to_async(current_thread_name)()
 
@@ -172,9 +170,7 @@ def test_tasks_started_in_a_context_use_its_thread() -> None:
     assert here == in_task
 
 
-def test_thread_sensitive_context_with_executor_uses_it_and_leaves_it_running() -> (
-    None
-):
+def test_thread_sensitive_context_with_executor_uses_it_and_leaves_it_running() -> None:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctx-exec")
 
     async def main() -> str:
@@ -189,9 +185,7 @@ def test_thread_sensitive_context_with_executor_uses_it_and_leaves_it_running() 
         executor.shutdown()
 
 
-def test_thread_sensitive_context_with_executor_beats_the_waiting_sync_thread() -> (
-    None
-):
+def test_thread_sensitive_context_with_executor_beats_the_waiting_sync_thread() -> None:
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctx-exec")
 
     async def inner() -> tuple[str, str]:
@@ -515,9 +509,7 @@ def test_bound_method_wrapper_keeps_self() -> None:
 # -- subclassing -------------------------------------------------------------
 
 
-def test_subclass_thread_handler_runs_around_every_call_on_the_worker_thread() -> (
-    None
-):
+def test_subclass_thread_handler_runs_around_every_call_on_the_worker_thread() -> None:
     events: list[tuple[str, str]] = []
 
     class ClosingConnections(SyncToAsync[Any, Any]):
