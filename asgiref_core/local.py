@@ -133,7 +133,7 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]
                 return getattr(_sync_of(self), name)
             except AttributeError:
                 return _object_getattribute(self, name)
-        var = self._async_vars().get(name)
+        var = _async_vars_of(self).get(name)
         value = _MISSING if var is None else var.get(_MISSING)
         if value is _MISSING:
             return _object_getattribute(self, name)
@@ -143,7 +143,7 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]
         if _get_running_loop() is None:
             setattr(_sync_of(self), name, value)
             return
-        async_vars = self._async_vars()
+        async_vars = _async_vars_of(self)
         var = async_vars.get(name)
         if var is None:
             var = async_vars[name] = contextvars.ContextVar(
@@ -159,20 +159,25 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]
                 msg = f"{self!r} has no attribute {name!r}"
                 raise AttributeError(msg, name=name, obj=self) from None
             return
-        var = self._async_vars().get(name)
+        var = _async_vars_of(self).get(name)
         if var is None or var.get(_MISSING) is _MISSING:
             msg = f"{self!r} has no attribute {name!r}"
             raise AttributeError(msg, name=name, obj=self)
         var.set(_MISSING)
 
-    def _async_vars(self) -> dict[str, contextvars.ContextVar[Any]]:
-        per_thread = _async_of(self)
-        try:
-            return per_thread.vars  # type: ignore[no-any-return]
-        except AttributeError:
-            per_thread.vars = {}
-            return per_thread.vars  # type: ignore[no-any-return]
-
 
 _sync_of = _ThreadCriticalLocal._sync.__get__  # type: ignore[attr-defined]
 _async_of = _ThreadCriticalLocal._async.__get__  # type: ignore[attr-defined]
+
+
+def _async_vars_of(
+    local: _ThreadCriticalLocal,
+) -> dict[str, contextvars.ContextVar[Any]]:
+    # A plain function: attribute access on the local would recurse into
+    # its own __getattribute__.
+    per_thread = _async_of(local)
+    try:
+        return per_thread.vars  # type: ignore[no-any-return]
+    except AttributeError:
+        per_thread.vars = {}
+        return per_thread.vars  # type: ignore[no-any-return]

@@ -53,7 +53,7 @@ def test_no_thread_is_started_per_call_after_warm_up() -> None:
     async def mixed() -> None:
         await sync_to_async(sync_noop)()
         await sync_to_async(sync_noop, thread_sensitive=False)()
-        await sync_to_async(lambda: async_to_sync(noop)())()
+        await sync_to_async(async_to_sync(noop))()
 
     call = async_to_sync(mixed)
     for _ in range(20):

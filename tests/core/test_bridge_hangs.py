@@ -52,6 +52,15 @@ def current_thread_name() -> str:
     return threading.current_thread().name
 
 
+# Fire-and-forget tasks are the point of several scenarios; holding them here
+# keeps them from being garbage-collected mid-flight.
+_background: list[asyncio.Future[Any]] = []
+
+
+def keep(task: asyncio.Future[Any]) -> None:
+    _background.append(task)
+
+
 def test_worker_calls_async_to_sync_after_its_loop_stopped() -> None:
     """A sync_to_async worker outlives the run of the loop that started it
     (fire and forget, then run_until_complete returns), and then calls
@@ -67,7 +76,7 @@ def test_worker_calls_async_to_sync_after_its_loop_stopped() -> None:
         finished["value"] = async_to_sync(inner)()
 
     async def launch() -> None:
-        asyncio.ensure_future(sync_to_async(worker, thread_sensitive=False)())
+        keep(asyncio.ensure_future(sync_to_async(worker, thread_sensitive=False)()))
         await asyncio.sleep(0.05)
 
     def scenario() -> Any:
@@ -103,7 +112,7 @@ def test_worker_calls_async_to_sync_after_its_loop_closed() -> None:
         done.set()
 
     async def launch() -> None:
-        asyncio.ensure_future(sync_to_async(worker, thread_sensitive=False)())
+        keep(asyncio.ensure_future(sync_to_async(worker, thread_sensitive=False)()))
         await asyncio.sleep(0.05)
 
     def scenario() -> list[str]:
@@ -135,7 +144,7 @@ def test_loop_stopping_under_a_started_coroutine_fails_fast(
             errors.append(exc)
 
     async def launch() -> None:
-        asyncio.ensure_future(sync_to_async(worker, thread_sensitive=False)())
+        keep(asyncio.ensure_future(sync_to_async(worker, thread_sensitive=False)()))
         while not started.is_set():
             await asyncio.sleep(0.01)
 
@@ -175,7 +184,7 @@ def test_task_created_inside_a_nested_async_to_sync_that_outlives_it() -> None:
                     ran_on.append(await sync_to_async(current_thread_name)())
                     done.set()
 
-                asyncio.create_task(record())
+                keep(asyncio.create_task(record()))
 
             await sync_to_async(async_to_sync(inner))()
             await done.wait()
@@ -317,7 +326,7 @@ def test_task_outliving_async_to_sync_while_its_ancestor_holds_the_thread() -> N
                 finished.set()
 
         async def inner() -> None:
-            asyncio.create_task(late())
+            keep(asyncio.create_task(late()))
 
         def holder() -> None:
             async_to_sync(inner)()
