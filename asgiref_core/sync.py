@@ -65,8 +65,8 @@ _partial = functools.partial
 class SyncToAsync(Generic[_P, _R]):
     """Turn a sync callable into an awaitable one that runs it in a thread.
 
-    Thread-sensitive calls (the default) run on the outermost sync thread if
-    one is blocked in ``async_to_sync`` up the call chain, otherwise on the
+    Thread-sensitive calls (the default) run on the sync thread blocked in the
+    nearest ``async_to_sync`` up the call chain, if there is one, otherwise on the
     thread of the enclosing :class:`ThreadSensitiveContext`, otherwise on one
     process-wide thread. With ``thread_sensitive=False`` the call runs in
     ``executor``, or the running loop's default executor. Context variables
