@@ -7,7 +7,10 @@ callee's changes back.
 
 Each attribute name gets a context variable of its own, so a write is one
 ``ContextVar.set`` (no copy of the other attributes) and deleting a value in
-one context leaves every other context as it was.
+one context leaves every other context as it was. Each default ``Local`` has
+a private class of its own whose methods reach those variables directly:
+attribute access is the hot path of code that uses ``Local`` for
+request-scoped state.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+from collections.abc import Callable
 from typing import Any, final
 
 __all__ = ["Local"]
@@ -51,8 +55,9 @@ class Local:
                 f"a Local instance as an attribute instead"
             )
             raise TypeError(msg)
-        impl = _ThreadCriticalLocal if thread_critical else _ContextLocal
-        return object.__new__(impl)
+        if thread_critical:
+            return object.__new__(_ThreadCriticalLocal)
+        return object.__new__(_new_context_local_class())
 
     def __init__(self, thread_critical: bool = False) -> None:
         pass
@@ -76,46 +81,57 @@ class Local:
 _LOCAL: type[object] = Local
 
 
-class _ContextLocal(Local):  # type: ignore[misc]  # Local is final to users only
-    __slots__ = ("_vars",)
+def _new_context_local_class() -> type[Local]:
+    """A private subclass for one default Local instance.
 
-    def __init__(self, thread_critical: bool = False) -> None:
-        # Attribute name -> its context variable, created on first write.
-        _object_setattr(self, "_vars", {})
+    Its methods close over this instance's per-name context variables (as
+    their bound ``get``/``set``), so an attribute access is one Python call
+    plus one C call, with no lookup of the storage through the instance.
+    """
+    getters: dict[str, Callable[[Any], Any]] = {}
+    setters: dict[str, Callable[[Any], object]] = {}
+    new_var_lock = threading.Lock()
 
-    def __getattribute__(self, name: str) -> Any:
-        try:
-            value = _vars_of(self)[name].get(_MISSING)
-        except KeyError:
-            return _object_getattribute(self, name)
-        if value is _MISSING:
-            return _object_getattribute(self, name)
-        return value
+    def new_var(name: str) -> Callable[[Any], object]:
+        with new_var_lock:
+            # Two threads may write a new name at once: one variable wins.
+            if name not in setters:
+                var: contextvars.ContextVar[Any] = contextvars.ContextVar(
+                    f"asgiref_core.local.{name}"
+                )
+                getters[name] = var.get
+                setters[name] = var.set
+            return setters[name]
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        try:
-            _vars_of(self)[name].set(value)
-        except KeyError:
-            self._new_var(name).set(value)
+    class _ContextLocal(Local):  # type: ignore[misc]  # final to users only
+        __slots__ = ()
 
-    def __delattr__(self, name: str) -> None:
-        var = _vars_of(self).get(name)
-        if var is None or var.get(_MISSING) is _MISSING:
-            msg = f"{self!r} has no attribute {name!r}"
-            raise AttributeError(msg, name=name, obj=self)
-        var.set(_MISSING)
+        def __init__(self, thread_critical: bool = False) -> None:
+            pass
 
-    def _new_var(self, name: str) -> contextvars.ContextVar[Any]:
-        # setdefault keeps this race-free: two threads writing a new name at
-        # once end up with the same variable.
-        new: contextvars.ContextVar[Any] = contextvars.ContextVar(
-            f"asgiref_core.local.{name}"
-        )
-        var: contextvars.ContextVar[Any] = _vars_of(self).setdefault(name, new)
-        return var
+        def __getattribute__(self, name: str) -> Any:
+            try:
+                value = getters[name](_MISSING)
+            except KeyError:
+                return _object_getattribute(self, name)
+            if value is _MISSING:
+                return _object_getattribute(self, name)
+            return value
 
+        def __setattr__(self, name: str, value: Any) -> None:
+            try:
+                setters[name](value)
+            except KeyError:
+                new_var(name)(value)
 
-_vars_of = _ContextLocal._vars.__get__  # type: ignore[attr-defined]
+        def __delattr__(self, name: str) -> None:
+            getter = getters.get(name)
+            if getter is None or getter(_MISSING) is _MISSING:
+                msg = f"{self!r} has no attribute {name!r}"
+                raise AttributeError(msg, name=name, obj=self)
+            setters[name](_MISSING)
+
+    return _ContextLocal
 
 
 class _ThreadCriticalLocal(Local):  # type: ignore[misc]

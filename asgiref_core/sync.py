@@ -10,7 +10,6 @@ saying what waited on what. Which thread runs what is decided in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import inspect
@@ -29,7 +28,13 @@ from asgiref_core._bridge_state import (
     thread_state,
 )
 from asgiref_core._contexts import AsyncSingleThreadContext, ThreadSensitiveContext
-from asgiref_core._coroutines import iscoroutinefunction, markcoroutinefunction
+from asgiref_core._coroutines import (
+    COROUTINE_MARK,
+    copy_wrapper_metadata,
+    is_async_callable,
+    iscoroutinefunction,
+    markcoroutinefunction,
+)
 from asgiref_core._loop_call import run_on_caller_loop, run_on_runner
 from asgiref_core._sync_call import (
     SyncCall,
@@ -56,6 +61,7 @@ __all__ = [
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_MISSING: Any = object()
 
 _get_running_loop = asyncio._get_running_loop
 _copy_context = contextvars.copy_context
@@ -85,9 +91,7 @@ class SyncToAsync(Generic[_P, _R]):
         if not callable(checked):
             msg = f"sync_to_async() needs a sync callable, got {func!r}"
             raise TypeError(msg)
-        if iscoroutinefunction(func) or iscoroutinefunction(
-            getattr(func, "__call__", None)  # noqa: B004 - the object's own __call__
-        ):
+        if is_async_callable(func):
             msg = (
                 f"sync_to_async() can only wrap sync functions, but "
                 f"{describe_callable(func)} is a coroutine function; await it "
@@ -101,14 +105,16 @@ class SyncToAsync(Generic[_P, _R]):
                 f"thread. Pass thread_sensitive=False to use an executor"
             )
             raise TypeError(msg)
-        functools.update_wrapper(self, func)
+        copy_wrapper_metadata(self, func)
         self.func = func
         self.context = context
         self._thread_sensitive = thread_sensitive
         self._executor = executor
-        markcoroutinefunction(self)
-        with contextlib.suppress(AttributeError):
-            self.__self__ = func.__self__  # type: ignore[attr-defined]
+        # Marked so that iscoroutinefunction() recognises the wrapper.
+        self.__dict__.update(COROUTINE_MARK)
+        bound_to = getattr(func, "__self__", _MISSING)
+        if bound_to is not _MISSING:
+            self.__self__ = bound_to
 
     async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         loop = asyncio.get_running_loop()
@@ -206,9 +212,7 @@ class AsyncToSync(Generic[_P, _R]):
                     f"got {awaitable!r} of type {type(awaitable).__name__}"
                 )
                 raise TypeError(msg)
-        elif not iscoroutinefunction(awaitable) and not iscoroutinefunction(
-            getattr(awaitable, "__call__", None)  # noqa: B004 - the object's own __call__
-        ):
+        elif not is_async_callable(awaitable):
             # Detection has false negatives (a sync function returning a
             # coroutine is fine), so this warns; a call that returns something
             # that is not awaitable raises TypeError then.
@@ -220,12 +224,13 @@ class AsyncToSync(Generic[_P, _R]):
         self.awaitable = awaitable
         self.force_new_loop = force_new_loop
         if callable(awaitable):
-            functools.update_wrapper(self, awaitable)
+            copy_wrapper_metadata(self, awaitable)
             # The wrapper is sync: it must not inherit a coroutine marker.
-            for marker in ("_is_coroutine", "_is_coroutine_marker"):
+            for marker in COROUTINE_MARK:
                 self.__dict__.pop(marker, None)
-        with contextlib.suppress(AttributeError):
-            self.__self__ = awaitable.__self__  # type: ignore[union-attr]
+        bound_to = getattr(awaitable, "__self__", _MISSING)
+        if bound_to is not _MISSING:
+            self.__self__ = bound_to
 
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         running = _get_running_loop()
