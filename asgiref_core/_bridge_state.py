@@ -53,6 +53,11 @@ occupying: contextvars.ContextVar[SyncCall | None] = contextvars.ContextVar(
     "asgiref_core.occupying", default=None
 )
 
+#: Context variables that belong to one thread (the async storage of
+#: ``Local(thread_critical=True)``): bridges never hand them to another
+#: context, since a loop thread lent to one call is lent to the next.
+thread_bound_vars: set[contextvars.ContextVar[Any]] = set()
+
 #: Thread ident -> the executor of the ``async_to_sync`` call that thread is
 #: blocked in. Read by introspection and by deadlock detection.
 blocked_in_async_to_sync: dict[int, CurrentThreadExecutor] = {}

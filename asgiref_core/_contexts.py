@@ -146,6 +146,9 @@ class AsyncSingleThreadContext:
 
     def _get_runner(self) -> LoopRunner:
         runner = self._runner
-        if runner is None:
+        if runner is None or runner.dead:
             runner = self._runner = acquire_runner()
         return runner
+
+    def _forget_runner(self) -> None:
+        self._runner = None

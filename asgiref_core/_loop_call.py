@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref_core import _routing
 from asgiref_core._bridge_state import current_executor
 from asgiref_core._sync_call import describe_callable
-from asgiref_core._workers import acquire_runner, release_runner
+from asgiref_core._workers import acquire_runner, release_runner, retire_runner
 from asgiref_core.current_thread_executor import CurrentThreadExecutor
 
 if TYPE_CHECKING:
@@ -96,19 +96,34 @@ def run_on_runner(
 ) -> None:
     """Run on a loop thread of our own, borrowed for the length of the call."""
     single = _routing.single_thread_context.get()
-    runner = single._get_runner() if single is not None else acquire_runner()
+    pinned = None if single is None else single._get_runner()
+    # The context's loop may already be busy further up this call chain (a
+    # nested force_new_loop call): then borrow a free one, or the inner call's
+    # clean-up would cancel the outer call's tasks.
+    runner = pinned if pinned is not None and pinned.executor is None else None
+    if runner is None:
+        runner = acquire_runner()
     runner.executor = executor
     loop = runner.loop
     driver = _drive(awaitable, executor, exc_info, None, loop)
+    finished = False
     try:
         loop.call_soon_threadsafe(_start, loop, driver, context, executor, None)
-        # Our loops never stop while lent out, so no polling is needed.
+        # Our loops only stop when lent out if a task kills the loop thread
+        # (SystemExit, KeyboardInterrupt); that failure wakes us too.
         executor.serve()
+        finished = True
     finally:
-        if single is None:
+        runner.executor = None
+        if not finished:
+            # Interrupted while waiting (a signal handler raised, say): the
+            # coroutine may still be running there. Cancel it and never lend
+            # that loop again.
+            retire_runner(runner, executor)
+            if runner is pinned and single is not None:
+                single._forget_runner()
+        elif runner is not pinned:
             release_runner(runner)
-        else:
-            runner.executor = None
 
 
 def _start(
@@ -146,9 +161,20 @@ async def _drive(
                 executor.value = await awaitable
         else:
             executor.value = await awaitable
+    except GeneratorExit:
+        # Closed, not finished: its loop died with it pending, and this runs
+        # outside its task. Nothing may be awaited now; just free the waiter.
+        if executor.error is None:
+            executor.error = RuntimeError(
+                f"the event loop running async_to_sync("
+                f"{describe_callable(executor.target)}) went away before the "
+                f"coroutine finished"
+            )
+        executor.wake()
+        raise
     except BaseException as exc:
         executor.error = exc
-    finally:
+    try:
         current_executor.reset(token)
         if parent_call is not None:
             task = asyncio.current_task()
@@ -156,6 +182,8 @@ async def _drive(
                 parent_call.children.remove(task)
         if own_loop is not None:
             await _cancel_leftover_tasks(own_loop)
+    finally:
+        # Whatever happens to the clean-up, the waiting thread is released.
         executor.wake()
 
 

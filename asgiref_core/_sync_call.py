@@ -10,7 +10,11 @@ from concurrent.futures import Executor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from asgiref_core._bridge_state import occupying, pending_thread_sensitive
+from asgiref_core._bridge_state import (
+    occupying,
+    pending_thread_sensitive,
+    thread_bound_vars,
+)
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -33,8 +37,13 @@ def adopt_context(context: contextvars.Context) -> None:
     context costs one lookup per variable.
     """
     for var, value in context.items():
-        # The occupancy marker describes the callee's position only.
-        if var.get(_MISSING) is not value and var is not occupying:
+        # The occupancy marker describes the callee's position only, and
+        # thread-bound variables must stay with their thread.
+        if (
+            var.get(_MISSING) is not value
+            and var is not occupying
+            and var not in thread_bound_vars
+        ):
             var.set(value)
 
 
@@ -166,6 +175,9 @@ async def after_cancel(call: SyncCall) -> Any:
     passed into that coroutine; should the coroutine absorb it, the call is
     waited for and its result returned, as asgiref does.
     """
+    if call.done and isinstance(call.error, asyncio.CancelledError):
+        # The sync code itself raised it: keep its message and traceback.
+        raise call.error
     if call.children:
         child = call.children[0]
         child.cancel()

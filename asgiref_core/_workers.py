@@ -14,7 +14,10 @@ thread behind for each of them.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import threading
+import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from queue import SimpleQueue
@@ -26,6 +29,11 @@ __all__: list[str] = []
 
 #: How many idle threads of each kind are kept for reuse.
 MAX_IDLE = 4
+
+#: At interpreter exit, how long sync work still queued or running on the
+#: library's threads gets to finish (they are daemon threads, so a hung call
+#: cannot hold the process open for longer).
+EXIT_GRACE = 5.0
 
 
 class _Stop:
@@ -68,6 +76,9 @@ class SyncWorker:
                 item.run()
             finally:
                 self.current = None
+                # Do not keep the last call (its arguments, result and
+                # context) alive while waiting for the next one.
+                item = None
 
 
 _all_workers: weakref.WeakSet[SyncWorker] = weakref.WeakSet()
@@ -87,8 +98,13 @@ class _ReturnToPool:
         self.worker = worker
 
     def run(self) -> None:
+        # Re-checked here: several contexts may have decided to return their
+        # worker while each still had work queued.
         with _lock:
-            _idle_context_workers.append(self.worker)
+            if len(_idle_context_workers) < MAX_IDLE:
+                _idle_context_workers.append(self.worker)
+                return
+        self.worker.stop()
 
 
 _lock = threading.Lock()
@@ -140,6 +156,8 @@ class LoopRunner:
         # The executor of the async_to_sync call using this loop right now:
         # thread-sensitive calls from tasks that lost their context go there.
         self.executor: CurrentThreadExecutor | None = None
+        # Set once the loop thread has ended; a dead runner is never lent.
+        self.dead = False
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
         self.thread.start()
 
@@ -147,9 +165,22 @@ class LoopRunner:
         asyncio.set_event_loop(self.loop)
         try:
             self.loop.run_forever()
+        except BaseException as exc:
+            # SystemExit or KeyboardInterrupt escaped a task: the loop is
+            # gone, so hand the exception to whoever waits on it, as
+            # asyncio.run would raise it in its caller.
+            self.dead = True
+            executor = self.executor
+            if executor is not None:
+                executor.error = exc
+                executor.wake()
         finally:
-            self.loop.run_until_complete(self.loop.shutdown_default_executor())
-            self.loop.close()
+            self.dead = True
+            runner_by_loop.pop(self.loop, None)
+            try:
+                self.loop.run_until_complete(self.loop.shutdown_default_executor())
+            finally:
+                self.loop.close()
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -163,8 +194,10 @@ runner_by_loop: dict[asyncio.AbstractEventLoop, LoopRunner] = {}
 def acquire_runner() -> LoopRunner:
     """An idle loop thread, started if there is none."""
     with _lock:
-        if _idle_runners:
-            return _idle_runners.pop()
+        while _idle_runners:
+            runner = _idle_runners.pop()
+            if not runner.dead:
+                return runner
     runner = LoopRunner()
     runner_by_loop[runner.loop] = runner
     return runner
@@ -172,12 +205,47 @@ def acquire_runner() -> LoopRunner:
 
 def release_runner(runner: LoopRunner) -> None:
     runner.executor = None
+    if runner.dead:
+        return
     with _lock:
         if len(_idle_runners) < MAX_IDLE:
             _idle_runners.append(runner)
             return
     runner_by_loop.pop(runner.loop, None)
     runner.stop()
+
+
+def retire_runner(runner: LoopRunner, executor: CurrentThreadExecutor) -> None:
+    """Cancel what ``executor``'s call still runs there, then end the thread."""
+    runner_by_loop.pop(runner.loop, None)
+    if runner.dead:
+        return
+
+    def cancel_then_stop() -> None:
+        task = executor.task
+        if task is None or task.done():
+            runner.loop.stop()
+            return
+        task.cancel()
+        task.add_done_callback(lambda _: runner.loop.stop())
+
+    with contextlib.suppress(RuntimeError):  # already closed
+        runner.loop.call_soon_threadsafe(cancel_then_stop)
+
+
+def _finish_work_at_exit() -> None:
+    # Like ThreadPoolExecutor's threads, let queued and running sync work
+    # (a database write, say) finish before the interpreter goes away; unlike
+    # them, never wait forever.
+    workers = live_workers()
+    for worker in workers:
+        worker.stop()
+    deadline = time.monotonic() + EXIT_GRACE
+    for worker in workers:
+        worker.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+atexit.register(_finish_work_at_exit)
 
 
 def _reset_after_fork() -> None:

@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, final
 
+from asgiref_core._bridge_state import thread_bound_vars
+
 __all__ = ["Local"]
 
 _MISSING: Any = object()
@@ -104,7 +106,7 @@ def _new_context_local_class() -> type[Local]:
             return setters[name]
 
     class _ContextLocal(Local):  # type: ignore[misc]  # final to users only
-        __slots__ = ()
+        __slots__ = ("__weakref__",)
 
         def __init__(self, thread_critical: bool = False) -> None:
             pass
@@ -135,7 +137,7 @@ def _new_context_local_class() -> type[Local]:
 
 
 class _ThreadCriticalLocal(Local):  # type: ignore[misc]
-    __slots__ = ("_async", "_sync")
+    __slots__ = ("__weakref__", "_async", "_sync")
 
     def __init__(self, thread_critical: bool = True) -> None:
         # Sync code stores attributes on a threading.local directly; async
@@ -144,6 +146,10 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]
         _object_setattr(self, "_async", threading.local())
 
     def __getattribute__(self, name: str) -> Any:
+        if name[:2] == "__":
+            # __class__, __reduce_ex__ and the like describe this object,
+            # never the thread's storage.
+            return _object_getattribute(self, name)
         if _get_running_loop() is None:
             try:
                 return getattr(_sync_of(self), name)
@@ -165,6 +171,7 @@ class _ThreadCriticalLocal(Local):  # type: ignore[misc]
             var = async_vars[name] = contextvars.ContextVar(
                 f"asgiref_core.local.{name}"
             )
+            thread_bound_vars.add(var)
         var.set(value)
 
     def __delattr__(self, name: str) -> None:

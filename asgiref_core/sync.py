@@ -252,9 +252,7 @@ class AsyncToSync(Generic[_P, _R]):
                 # Stopped or closed: the task would never run there.
                 loop = None
 
-        executor = CurrentThreadExecutor(current_executor.get())
-        executor.target = self.awaitable
-        executor.call = parent_call
+        executor = self._new_executor(parent_call)
         context = _copy_context()
         exc_info = sys.exc_info()
         ident = threading.get_ident()
@@ -263,9 +261,15 @@ class AsyncToSync(Generic[_P, _R]):
         outer_wait = blocked_in_async_to_sync.get(ident)
         blocked_in_async_to_sync[ident] = executor
         try:
-            if loop is None or not run_on_caller_loop(
+            if loop is not None and not run_on_caller_loop(
                 loop, awaitable, executor, context, exc_info, parent_call
             ):
+                # That loop stopped before our coroutine started there; the
+                # executor waited for it is spent, so wait with a fresh one.
+                loop = None
+                executor = self._new_executor(parent_call)
+                blocked_in_async_to_sync[ident] = executor
+            if loop is None:
                 run_on_runner(awaitable, executor, context, exc_info)
         finally:
             if outer_wait is None:
@@ -281,6 +285,12 @@ class AsyncToSync(Generic[_P, _R]):
             finally:
                 del error
         return executor.value  # type: ignore[no-any-return]
+
+    def _new_executor(self, parent_call: SyncCall | None) -> CurrentThreadExecutor:
+        executor = CurrentThreadExecutor(current_executor.get())
+        executor.target = self.awaitable
+        executor.call = parent_call
+        return executor
 
     def _make_awaitable(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
