@@ -91,18 +91,15 @@ def _submit_to_worker(worker: SyncWorker, call: SyncCall, may_mark: bool) -> Non
     if may_mark:
         call.context.run(occupying.set, call)
     call.queued_on = worker.thread
-    if worker.current is None:
+    if worker.idle():
         worker.submit_item(call)
         return
     if _joined_busy_worker(worker, call):
         return
-    waiting = blocked_in_async_to_sync.get(worker.thread.ident or 0)
-    if waiting is None or waiting.loop is not call.loop:
-        worker.submit_item(call)
-        return
-    # The worker waits for a coroutine on this very loop. If that coroutine
-    # comes to await this call (the edge may appear only after we return),
-    # the call must run on the waiting thread instead; keep checking.
+    # Queued behind other work. Should the worker come to wait in
+    # async_to_sync on a coroutine that waits for this call (the edge may
+    # appear only later), the call must run on the waiting thread instead:
+    # keep checking until it runs.
     first = _RunOnce(call)
     worker.submit_item(first)
     call.loop.call_later(_RECHECK_FIRST, _recheck, worker, first, _RECHECK_FIRST)
@@ -139,10 +136,10 @@ def _recheck(worker: SyncWorker, entry: _RunOnce, delay: float) -> None:
     if entry.claimed or call.done:
         return
     waiting = blocked_in_async_to_sync.get(worker.thread.ident or 0)
-    if waiting is None or waiting.loop is not call.loop:
-        return  # the worker is no longer stuck on this loop; it will get here
     if (
-        waiting.task is not None
+        waiting is not None
+        and waiting.loop is call.loop
+        and waiting.task is not None
         and call.task is not None
         and awaits(waiting.task, call.task)
     ):

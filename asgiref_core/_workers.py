@@ -64,6 +64,10 @@ class SyncWorker:
         self._queue.put(item)
         return True
 
+    def idle(self) -> bool:
+        """Nothing running and nothing queued (a snapshot)."""
+        return self.current is None and self._queue.empty()
+
     def stop(self) -> None:
         """End the thread once the work queued so far is done."""
         self._queue.put(_STOP)

@@ -398,3 +398,43 @@ def test_stopped_loop_grace_is_a_module_setting() -> None:
 
     assert _loop_call.STOPPED_LOOP_GRACE > 0
     assert not hasattr(sync_module, "STOPPED_LOOP_GRACE")
+
+
+def test_call_queued_behind_work_that_later_waits_for_it() -> None:
+    """The lost-context call is queued while the thread-sensitive thread is
+    still busy with unrelated work; only afterwards does the next queued call
+    block in async_to_sync on a coroutine that awaits it. The cycle forms
+    after queueing and must still be found."""
+
+    def scenario() -> str:
+        holder: dict[str, asyncio.Task[str]] = {}
+
+        async def lost() -> str:
+            return await sync_to_async(current_thread_name)()
+
+        async def inner() -> str:
+            while "lost" not in holder:
+                await asyncio.sleep(0.005)
+            return await holder["lost"]
+
+        def outer() -> str:
+            return async_to_sync(inner)()
+
+        async def main() -> str:
+            loop = asyncio.get_running_loop()
+            busy = asyncio.create_task(sync_to_async(time.sleep)(0.2))
+            await asyncio.sleep(0.02)
+            waiting = asyncio.create_task(sync_to_async(outer)())
+            await asyncio.sleep(0.02)
+            created: asyncio.Future[asyncio.Task[str]] = loop.create_future()
+            loop.call_soon(
+                lambda: created.set_result(loop.create_task(lost())),
+                context=contextvars.Context(),
+            )
+            holder["lost"] = await created
+            await busy
+            return await waiting
+
+        return asyncio.run(main())
+
+    assert within_deadline(scenario).startswith("asgiref_core-thread-sensitive-")
