@@ -30,6 +30,10 @@ from asgiref_core._workers import SyncWorker, process_wide_worker, runner_by_loo
 
 if TYPE_CHECKING:
     from asgiref_core._sync_call import SyncCall
+    from asgiref_core.current_thread_executor import (
+        CurrentThreadExecutor,
+        _WorkItem,
+    )
     from asgiref_core.sync import AsyncSingleThreadContext, ThreadSensitiveContext
 
 __all__: list[str] = []
@@ -54,12 +58,8 @@ def dispatch_thread_sensitive(call: SyncCall, may_mark: bool) -> None:
     ``may_mark`` says whether the call's context is a private copy, which may
     carry a marker naming the worker it occupies (for deadlock detection).
     """
-    executor = current_executor.get()
-    if executor is not None:
-        taker = executor.submit_item(call)
-        if taker is not None:
-            call.queued_on = taker.thread
-            return
+    if _queue_on(current_executor.get(), call, call):
+        return
     context = thread_sensitive_context.get()
     if context is not None:
         if context.executor is not None:
@@ -78,13 +78,32 @@ def dispatch_thread_sensitive(call: SyncCall, may_mark: bool) -> None:
             _submit_to_worker(context._get_worker(), call, may_mark)
             return
     runner = runner_by_loop.get(call.loop)
-    if runner is not None:
-        owner = runner.executor
-        taker = None if owner is None else owner.submit_item(call)
-        if taker is not None:
-            call.queued_on = taker.thread
-            return
+    if runner is not None and _queue_on(runner.executor, call, call):
+        return
     _submit_to_worker(process_wide_worker(), call, may_mark)
+
+
+def _queue_on(
+    executor: CurrentThreadExecutor | None, item: _WorkItem, call: SyncCall
+) -> bool:
+    """Queue ``item`` (``call`` or a stand-in) with a waiting thread's executor
+    chain, recording where it went; False if none of them serves."""
+    taker = None if executor is None else executor.submit_item(item)
+    if taker is None:
+        return False
+    call.queued_on = taker.thread
+    return True
+
+
+def _waits_for(waiting: CurrentThreadExecutor | None, call: SyncCall) -> bool:
+    """Whether ``waiting``'s coroutine, on the call's loop, awaits the call."""
+    return (
+        waiting is not None
+        and waiting.loop is call.loop
+        and waiting.task is not None
+        and call.task is not None
+        and awaits(waiting.task, call.task)
+    )
 
 
 def _submit_to_worker(worker: SyncWorker, call: SyncCall, may_mark: bool) -> None:
@@ -136,17 +155,8 @@ def _recheck(worker: SyncWorker, entry: _RunOnce, delay: float) -> None:
     if entry.claimed or call.done:
         return
     waiting = blocked_in_async_to_sync.get(worker.thread.ident or 0)
-    if (
-        waiting is not None
-        and waiting.loop is call.loop
-        and waiting.task is not None
-        and call.task is not None
-        and awaits(waiting.task, call.task)
-    ):
-        taker = waiting.submit_item(entry.twin())
-        if taker is not None:
-            call.queued_on = taker.thread
-            return
+    if _waits_for(waiting, call) and _queue_on(waiting, entry.twin(), call):
+        return
     delay = min(delay * 2, _RECHECK_MAX)
     call.loop.call_later(delay, _recheck, worker, entry, delay)
 
@@ -164,9 +174,7 @@ def _joined_busy_worker(worker: SyncWorker, call: SyncCall) -> bool:
         current is ancestor or getattr(current, "call", None) is ancestor
     ):
         # This call descends from the one the worker is running.
-        taker = None if waiting is None else waiting.submit_item(call)
-        if taker is not None:
-            call.queued_on = taker.thread
+        if _queue_on(waiting, call, call):
             return True
         msg = (
             f"sync_to_async({call.describe()}) would deadlock: it is "
@@ -177,20 +185,9 @@ def _joined_busy_worker(worker: SyncWorker, call: SyncCall) -> bool:
             f"thread_sensitive=False if {call.describe()} is safe on any thread"
         )
         raise RuntimeError(msg)
-    if (
-        waiting is not None
-        and waiting.task is not None
-        and call.task is not None
-        and waiting.loop is call.loop
-        and awaits(waiting.task, call.task)
-    ):
-        # The worker waits in async_to_sync for a coroutine that waits for
-        # this call, which lost the context that would have routed it there.
-        taker = waiting.submit_item(call)
-        if taker is not None:
-            call.queued_on = taker.thread
-            return True
-    return False
+    # The worker may wait in async_to_sync for a coroutine that waits for
+    # this call, which lost the context that would have routed it there.
+    return _waits_for(waiting, call) and _queue_on(waiting, call, call)
 
 
 def awaits(start: asyncio.Future[Any], target: asyncio.Future[Any]) -> bool:

@@ -50,7 +50,6 @@ class SyncWorker:
     """A thread that runs queued calls one after the other, in order."""
 
     def __init__(self, purpose: str) -> None:
-        self.purpose = purpose
         self._queue: SimpleQueue[_WorkItem] = SimpleQueue()
         # The item running now; read by introspection and deadlock checks.
         self.current: _WorkItem | None = None
@@ -60,9 +59,8 @@ class SyncWorker:
         _all_workers.add(self)
         self.thread.start()
 
-    def submit_item(self, item: _WorkItem) -> bool:
+    def submit_item(self, item: _WorkItem) -> None:
         self._queue.put(item)
-        return True
 
     def idle(self) -> bool:
         """Nothing running and nothing queued (a snapshot)."""
