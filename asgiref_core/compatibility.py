@@ -57,12 +57,12 @@ def is_double_callable(application: object) -> bool:
     if inspect.isclass(application):
         # Calling a class only constructs an instance from the scope.
         return True
-    # An instance with ``async def __call__`` is single-callable. A plain
-    # function's ``__call__`` is a method wrapper, so functions fall through to
-    # the direct check, which also honours ``markcoroutinefunction``.
-    if callable(application) and iscoroutinefunction(application.__call__):
+    # Coroutine functions (including ones marked with
+    # ``markcoroutinefunction``) are the common case, so they are tested
+    # first; an instance with ``async def __call__`` is single-callable too.
+    if iscoroutinefunction(application):
         return False
-    return not iscoroutinefunction(application)
+    return not (callable(application) and iscoroutinefunction(application.__call__))
 
 
 def double_to_single_callable(

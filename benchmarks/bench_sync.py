@@ -47,8 +47,6 @@ import contextvars
 import faulthandler
 import gc
 import json
-import os
-import platform
 import queue
 import statistics
 import sys
@@ -62,6 +60,15 @@ from typing import Any
 
 import asgiref.local
 import asgiref.sync
+from _harness import (
+    Machine,
+    fmt_time,
+    machine_info,
+    machine_line,
+    measure_series,
+    table,
+    verdict,
+)
 
 try:
     import asgiref_core.local
@@ -388,40 +395,6 @@ class Settings:
         return max(1, round(base * self.scale))
 
 
-@contextmanager
-def _gc_off() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _timed(thunk: Callable[[int], int], n: int) -> float:
-    """Run ``thunk(n)`` with the collector off; return nanoseconds per call."""
-    gc.collect()
-    with _gc_off():
-        elapsed = thunk(n)
-    return elapsed / n
-
-
-def measure_series(
-    subjects: Sequence[tuple[str, Callable[[int], int]]], n: int, settings: Settings
-) -> dict[str, list[float]]:
-    """Warm every subject up, then measure each R times, alternating order."""
-    warm_n = max(1, n // 5)
-    for _, thunk in subjects:
-        _timed(thunk, warm_n)
-    samples: dict[str, list[float]] = {name: [] for name, _ in subjects}
-    for rep in range(settings.repeat):
-        order = subjects if rep % 2 == 0 else list(reversed(subjects))
-        for name, thunk in order:
-            samples[name].append(_timed(thunk, n))
-    return samples
-
-
 @dataclass
 class WorkloadResult:
     name: str
@@ -475,7 +448,9 @@ def run_workload(
         runner = runners[impl.name]
         return lambda k: workload.measure(impl, runner, k)
 
-    samples = measure_series([(impl.name, bind(impl)) for impl in IMPLS], n, settings)
+    samples = measure_series(
+        [(impl.name, bind(impl)) for impl in IMPLS], n, settings.repeat
+    )
     median = {name: statistics.median(values) for name, values in samples.items()}
     ratio: dict[str, float] = {}
     ratio_range: dict[str, tuple[float, float]] = {}
@@ -501,7 +476,8 @@ def run_floors(runner: asyncio.Runner, settings: Settings) -> list[FloorResult]:
             def thunk(k: int, floor: Floor = floor) -> int:
                 return floor.measure(env, k)
 
-            samples = measure_series([(floor.name, thunk)], n, settings)[floor.name]
+            series = measure_series([(floor.name, thunk)], n, settings.repeat)
+            samples = series[floor.name]
             median = statistics.median(samples)
             results.append(
                 FloorResult(floor.name, n, floor.compare_to, samples, median)
@@ -628,71 +604,15 @@ def run_thread_check(
 # --------------------------------------------------------------------------- #
 
 
-def _fmt_time(ns: float) -> str:
-    if ns < 1_000:
-        return f"{ns:.1f} ns"
-    if ns < 1_000_000:
-        return f"{ns / 1_000:.2f} µs"
-    return f"{ns / 1_000_000:.2f} ms"
-
-
-def _verdict(passed: bool | None) -> str:
-    return "-" if passed is None else ("PASS" if passed else "MISS")
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
-    """Align columns: the first ``left`` columns left, the rest right."""
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [
-            c.ljust(w) if i < left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
-
-
-@dataclass(frozen=True)
-class Machine:
-    python: str
-    implementation: str
-    platform: str
-    cpu_count: int | None
-    cpu_affinity: int | None  # CPUs this process may run on, where known
-    date: str
-    versions: dict[str, str]  # implementation name -> its package's __version__
-
-
 def impl_version(impl: Impl) -> str:
     package = sys.modules[impl.sync_to_async.__module__.partition(".")[0]]
     return str(getattr(package, "__version__", "unknown"))
 
 
-def machine_info() -> Machine:
-    affinity = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    )
-    return Machine(
-        python=platform.python_version(),
-        implementation=platform.python_implementation(),
-        platform=platform.platform(),
-        cpu_count=os.cpu_count(),
-        cpu_affinity=affinity,
-        date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        versions={impl.name: impl_version(impl) for impl in IMPLS},
-    )
-
-
 def print_header(machine: Machine, settings: Settings) -> None:
     versions = ", ".join(f"{name} {v}" for name, v in machine.versions.items())
     print(f"bench_sync: {versions} (ratios against {BASE})")
-    print(
-        f"python {machine.python} ({machine.implementation}) on {machine.platform}; "
-        f"cpu_count {machine.cpu_count}, usable {machine.cpu_affinity}"
-    )
+    print(machine_line(machine))
     mode = "  [--quick: tiny N, figures not meaningful]" if settings.quick else ""
     print(
         f"repetitions {settings.repeat}, scale {settings.scale:g}, "
@@ -710,18 +630,18 @@ def print_report(report: Report) -> None:
     headers += ["target", "result"]
     rows = []
     for w in report.workloads:
-        row = [w.name, str(w.n), *(_fmt_time(w.median_ns[name]) for name in names)]
+        row = [w.name, str(w.n), *(fmt_time(w.median_ns[name]) for name in names)]
         for peer in PEERS:
             low, high = w.ratio_range[peer]
             row += [f"{w.ratio[peer]:.2f}x", f"{low:.2f}-{high:.2f}"]
-        row += ["-" if w.target is None else f">= {w.target:g}x", _verdict(w.passed)]
+        row += ["-" if w.target is None else f">= {w.target:g}x", verdict(w.passed)]
         rows.append(row)
     print(f"Time per call, median of {report.settings.repeat} repetitions")
     print(
         f"(ratio = peer / {BASE}, higher means {BASE} is faster; "
         "range = min-max of the per-repetition ratios)"
     )
-    print(_table(headers, rows, left=1))
+    print(table(headers, rows, left=1))
     print()
 
     by_name = {w.name: w for w in report.workloads}
@@ -732,13 +652,13 @@ def print_report(report: Report) -> None:
             [
                 f.name,
                 str(f.n),
-                _fmt_time(f.median_ns),
+                fmt_time(f.median_ns),
                 f.compare_to,
-                "-" if ref is None else _fmt_time(ref.median_ns[BASE]),
+                "-" if ref is None else fmt_time(ref.median_ns[BASE]),
             ]
         )
     print("Reference floors (no bridge library), same run")
-    print(_table(["floor", "N", "median", "floor of", BASE], floor_rows, left=1))
+    print(table(["floor", "N", "median", "floor of", BASE], floor_rows, left=1))
     print()
 
     thread_rows = [
@@ -751,13 +671,13 @@ def print_report(report: Report) -> None:
             "yes" if t.back_to_baseline else f"no (after {t.settle_s:g} s)",
             f"{t.elapsed_s:.2f} s",
             "0 started, back" if t.expected else "-",
-            _verdict(t.passed),
+            verdict(t.passed),
         ]
         for t in report.threads
     ]
     print("Threads started during mixed bridge calls, after warm-up")
     print(
-        _table(
+        table(
             [
                 "impl",
                 "calls",
@@ -833,7 +753,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         thread_calls=200 if args.quick else args.thread_calls,
     )
     faulthandler.dump_traceback_later(args.timeout, exit=True)
-    machine = machine_info()
+    machine = machine_info({impl.name: impl_version(impl) for impl in IMPLS})
     print_header(machine, settings)
     report = Report(machine, settings)
 
