@@ -25,9 +25,10 @@ import asyncio
 import contextlib
 import contextvars
 import warnings
+from collections import deque
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Literal, NoReturn, TypeAlias, cast
+from typing import Any, ClassVar, Literal, NoReturn, Protocol, TypeAlias, cast
 
 from asgiref_core._sync_call import describe_callable
 from asgiref_core._testing_errors import ClientDisconnectedError, raised_by_disconnect
@@ -54,6 +55,17 @@ ValidateMode: TypeAlias = bool | Literal["raise", "warn"]
 CANCEL_GRACE = 1.0
 
 
+class _Queue(Protocol):
+    """What the communicators use of a queue: :class:`asyncio.Queue` fits."""
+
+    def qsize(self) -> int: ...
+    def empty(self) -> bool: ...
+    def put_nowait(self, item: Message, /) -> None: ...
+    async def put(self, item: Message, /) -> None: ...
+    def get_nowait(self) -> Message: ...
+    async def get(self) -> Message: ...
+
+
 class _OutputQueue(asyncio.Queue[Message]):
     """The application's ``send`` side: an asyncio queue that can wake one reader.
 
@@ -69,11 +81,84 @@ class _OutputQueue(asyncio.Queue[Message]):
         self.wake()
 
     def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        _wake_reader(self)
+
+
+def _wake_reader(queue: _OutputQueue | _MessageQueue) -> None:
+    waiter = queue.waiter
+    if waiter is not None:
+        queue.waiter = None
+        if not waiter.done():
+            waiter.set_result(None)
+
+
+class _MessageQueue:
+    """A lean unbounded queue with the everyday part of :class:`asyncio.Queue`'s API.
+
+    The protocol communicators use it for both directions: it is several
+    times cheaper to create and to use than :class:`asyncio.Queue`, whose
+    bookkeeping for ``join()`` and bounded sizes they do not need. It offers
+    ``put``, ``put_nowait``, ``get``, ``get_nowait``, ``empty``, ``full`` and
+    ``qsize``, and wakes the communicator's reader like :class:`_OutputQueue`.
+    """
+
+    __slots__ = ("_getters", "_items", "waiter")
+
+    maxsize = 0
+
+    def __init__(self) -> None:
+        self._items: deque[Message] = deque()
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def full(self) -> bool:
+        return False
+
+    def put_nowait(self, item: Message) -> None:
+        self._items.append(item)
+        if self._getters:
+            self._wake_getter()
+        self.wake()
+
+    async def put(self, item: Message) -> None:
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Message:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.popleft()
+
+    async def get(self) -> Message:
+        while not self._items:
+            getter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                # Woken but cancelled before taking the item: pass the wake on.
+                if self._items and self._getters:
+                    self._wake_getter()
+                raise
+        return self._items.popleft()
+
+    def _wake_getter(self) -> None:
+        getters = self._getters
+        while getters:
+            getter = getters.popleft()
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+    def wake(self) -> None:
+        """Wake the communicator's reader, if one waits (see :class:`_OutputQueue`)."""
+        _wake_reader(self)
 
 
 def _expire(waiter: asyncio.Future[None]) -> None:
@@ -100,9 +185,14 @@ class _Conversation:
         "warn",
     )
 
-    def __init__(self, transcript_size: int) -> None:
-        self.input_queue: asyncio.Queue[Message] = asyncio.Queue()
-        self.output_queue = _OutputQueue()
+    def __init__(self, transcript_size: int, *, lean: bool) -> None:
+        self.input_queue: _Queue
+        self.output_queue: _OutputQueue | _MessageQueue
+        if lean:
+            self.input_queue, self.output_queue = _MessageQueue(), _MessageQueue()
+        else:
+            # asgiref's communicator exposes asyncio queues; keep them.
+            self.input_queue, self.output_queue = asyncio.Queue(), _OutputQueue()
         self.transcript = Transcript(transcript_size)
         self.checker: Checker | None = None
         self.warn = False
@@ -128,9 +218,11 @@ class _Conversation:
             raise ClientDisconnectedError(msg)
         self.output_queue.put_nowait(message)
 
-    def run_check(self, check: Callable[..., Any], *arguments: Any) -> Any:
+    def run_check(
+        self, check: Callable[..., Any], *arguments: Any, **keywords: Any
+    ) -> Any:
         try:
-            return check(*arguments)
+            return check(*arguments, **keywords)
         except ASGIProtocolError as error:
             if self.warn:
                 warnings.warn(ASGIProtocolWarning(str(error)), stacklevel=3)
@@ -187,6 +279,9 @@ class ApplicationCommunicator:
     running event loop.
     """
 
+    # The protocol communicators set this: they need no asyncio.Queue.
+    _lean_queues: ClassVar[bool] = False
+
     def __init__(
         self,
         application: object,
@@ -201,21 +296,32 @@ class ApplicationCommunicator:
         self.cancel_on_timeout = cancel_on_timeout
         self._future: asyncio.Task[None] | None = None
         self._noted_error: BaseException | None = None
-        conversation = self._conversation = _Conversation(transcript_size)
-        self.input_queue: asyncio.Queue[Message] = conversation.input_queue
-        self.output_queue: asyncio.Queue[Message] = conversation.output_queue
+        conversation = self._conversation = _Conversation(
+            transcript_size, lean=self._lean_queues
+        )
+        #: Messages for the application's ``receive()``: an
+        #: :class:`asyncio.Queue` here, as in asgiref; a leaner queue with the
+        #: same everyday methods in the protocol communicators.
+        self.input_queue: _Queue = conversation.input_queue
+        #: Messages the application passed to ``send()``, not yet read.
+        self.output_queue: _Queue = conversation.output_queue
         #: The latest messages in both directions, for error messages and
         #: hang reports.
         self.transcript = conversation.transcript
-        if validate:
-            if validate not in (True, "raise", "warn"):
-                msg = (
-                    f"validate must be False, True, 'raise' or 'warn' "
-                    f"(got {validate!r})"
-                )
-                raise ValueError(msg)
-            conversation.warn = validate == "warn"
-            conversation.checker = conversation.run_check(check_scope, scope)
+        self._start_validation(validate, trusted=False)
+
+    def _start_validation(self, validate: ValidateMode, *, trusted: bool) -> None:
+        """Set up checking; ``trusted``: the scope came whole from a builder."""
+        if not validate:
+            return
+        if validate not in (True, "raise", "warn"):
+            msg = f"validate must be False, True, 'raise' or 'warn' (got {validate!r})"
+            raise ValueError(msg)
+        conversation = self._conversation
+        conversation.warn = validate == "warn"
+        conversation.checker = conversation.run_check(
+            check_scope, self.scope, trusted=trusted
+        )
 
     # -- the application task --------------------------------------------------
 
@@ -253,7 +359,7 @@ class ApplicationCommunicator:
     def _checker(self) -> Checker | None:
         return self._conversation.checker
 
-    def _output(self) -> _OutputQueue:
+    def _output(self) -> _OutputQueue | _MessageQueue:
         return self._conversation.output_queue
 
     # -- asgiref's API ---------------------------------------------------------

@@ -107,6 +107,8 @@ class HttpCommunicator(ApplicationCommunicator):
     :meth:`iter_body`) and end with :meth:`disconnect`.
     """
 
+    _lean_queues = True
+
     def __init__(
         self,
         application: object,
@@ -164,8 +166,20 @@ class HttpCommunicator(ApplicationCommunicator):
             application,
             built,
             cancel_on_timeout=cancel_on_timeout,
-            validate=validate,
+            validate=False,
             transcript_size=transcript_size,
+        )
+        # The builder's output is valid by construction when every part came
+        # from it; checking it again would be most of validation's cost.
+        self._start_validation(
+            validate,
+            trusted=scope is None
+            and extensions is None
+            and client is DEFAULT_CLIENT
+            and server is DEFAULT_SERVER
+            and http_version in ("1.0", "1.1", "2")
+            and scheme in ("http", "https")
+            and not root_path,
         )
         self._request_started = False
         self._request_complete = False

@@ -107,6 +107,8 @@ class LifespanCommunicator(ApplicationCommunicator):
     shutdown on exit.
     """
 
+    _lean_queues = True
+
     def __init__(
         self,
         application: object,
@@ -122,9 +124,10 @@ class LifespanCommunicator(ApplicationCommunicator):
             application,
             built,
             cancel_on_timeout=cancel_on_timeout,
-            validate=validate,
+            validate=False,
             transcript_size=transcript_size,
         )
+        self._start_validation(validate, trusted=scope is None)
         self.startup_outcome: LifespanOutcome | None = None
         self.shutdown_outcome: LifespanOutcome | None = None
 

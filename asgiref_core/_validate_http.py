@@ -260,31 +260,17 @@ class HTTPChecker(Checker):
                 )
             file = message.get("file", MISSING)
             if not callable(getattr(file, "fileno", None)):
-                expected = (
-                    "an open file object with a fileno(), such as open(path, 'rb')"
-                )
-                self._bad_field(
-                    "http.response.zerocopysend.file",
-                    SEND,
-                    message,
-                    "file",
-                    file,
-                    expected,
-                    "a file object with fileno()",
-                )
+                rule = "http.response.zerocopysend.file"
+                expected = "an open file with a fileno(), such as open(path, 'rb')"
+                wanted = "a file object with fileno()"
+                self._bad_field(rule, SEND, message, "file", file, expected, wanted)
             for key in ("offset", "count"):
                 value = message.get(key)
                 if value is not None and (not is_int(value) or value < 0):
+                    rule = f"{_ZEROCOPY}.{key}"
                     expected = f"a non-negative int {key!r}, or no key"
-                    self._bad_field(
-                        f"{_ZEROCOPY}.{key}",
-                        SEND,
-                        message,
-                        key,
-                        value,
-                        expected,
-                        "a non-negative int",
-                    )
+                    wanted = "a non-negative int"
+                    self._bad_field(rule, SEND, message, key, value, expected, wanted)
             if type(more) is not bool:
                 rule = "http.response.zerocopysend.more_body"
                 self._bad_field(
@@ -308,22 +294,13 @@ class HTTPChecker(Checker):
                     "http.response.pathsend.order", SEND, message, expected, problem
                 )
             path = message.get("path", MISSING)
+            rule = "http.response.pathsend.path"
             expected = "the absolute path of the file to send, as a str"
             if not isinstance(path, str):
-                self._bad_field(
-                    "http.response.pathsend.path",
-                    SEND,
-                    message,
-                    "path",
-                    path,
-                    expected,
-                    "str",
-                )
+                self._bad_field(rule, SEND, message, "path", path, expected, "str")
             if not os.path.isabs(path):
                 problem = f"'path' must be absolute (got {abbreviate(path)})"
-                self._fail(
-                    "http.response.pathsend.path", SEND, message, expected, problem
-                )
+                self._fail(rule, SEND, message, expected, problem)
         finally:
             if state <= _STREAMING:
                 self._advance_body(False)

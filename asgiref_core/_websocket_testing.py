@@ -105,6 +105,8 @@ class WebsocketCommunicator(ApplicationCommunicator):
     key. The conversation is validated unless ``validate=False``.
     """
 
+    _lean_queues = True
+
     def __init__(
         self,
         application: object,
@@ -146,8 +148,20 @@ class WebsocketCommunicator(ApplicationCommunicator):
             application,
             built,
             cancel_on_timeout=cancel_on_timeout,
-            validate=validate,
+            validate=False,
             transcript_size=transcript_size,
+        )
+        # As for HTTP: the builder's own output needs no second check.
+        self._start_validation(
+            validate,
+            trusted=scope is None
+            and spec_version is None
+            and extensions is None
+            and client is DEFAULT_CLIENT
+            and server is DEFAULT_SERVER
+            and http_version in ("1.1", "2")
+            and scheme in ("ws", "wss")
+            and not root_path,
         )
         self._connection: WebsocketConnection | None = None
 

@@ -367,3 +367,24 @@ async def test_repr_says_the_state() -> None:
     communicator = ApplicationCommunicator(echo, {"type": "test"})
     assert "not started" in repr(communicator)
     assert "echo" in repr(communicator)
+
+
+async def test_protocol_communicators_lean_queue_keeps_the_queue_api() -> None:
+    from asgiref_core._communicator import _MessageQueue
+
+    queue = _MessageQueue()
+    assert queue.empty()
+    assert not queue.full()
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+    # A getter cancelled after being woken passes the wake on: nothing is lost.
+    first = asyncio.ensure_future(queue.get())
+    second = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait({"type": "one"})
+    first.cancel()
+    await asyncio.sleep(0)
+    assert await asyncio.wait_for(second, 5) == {"type": "one"}
+    await queue.put({"type": "two"})
+    assert queue.qsize() == 1
+    assert await queue.get() == {"type": "two"}

@@ -259,3 +259,17 @@ def test_a_mapping_that_is_not_a_dict_is_accepted() -> None:
     from types import MappingProxyType
 
     check_scope(MappingProxyType(http_scope()))
+
+
+def test_a_trusted_scope_is_not_checked_but_its_messages_are() -> None:
+    checker = check_scope(http_scope(method="get"), trusted=True)
+    assert type(checker).__name__ == "HTTPChecker"
+    assert checker.violations == []
+    with pytest.raises(ASGIProtocolError, match=r"rule http\.response\.body\.order"):
+        checker.sent({"type": "http.response.body"})
+
+
+@pytest.mark.parametrize("scope", [["type", "http"], {"type": None}])
+def test_trust_does_not_cover_a_scope_without_a_type(scope: object) -> None:
+    with pytest.raises(ASGIProtocolError):
+        check_scope(scope, trusted=True)
