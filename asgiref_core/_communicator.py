@@ -319,9 +319,11 @@ class ApplicationCommunicator:
             raise ValueError(msg)
         conversation = self._conversation
         conversation.warn = validate == "warn"
-        conversation.checker = conversation.run_check(
-            check_scope, self.scope, trusted=trusted
-        )
+        checker = conversation.run_check(check_scope, self.scope, trusted=trusted)
+        if checker is None:
+            # Warn mode reported the scope's problems; still check the messages.
+            checker = check_scope(self.scope, trusted=True)
+        conversation.checker = checker
 
     # -- the application task --------------------------------------------------
 

@@ -388,3 +388,20 @@ async def test_protocol_communicators_lean_queue_keeps_the_queue_api() -> None:
     await queue.put({"type": "two"})
     assert queue.qsize() == 1
     assert await queue.get() == {"type": "two"}
+
+
+async def test_warn_mode_with_a_bad_scope_still_checks_messages() -> None:
+    from asgiref_core.testing import http_scope
+    from asgiref_core.validate import ASGIProtocolWarning
+
+    async def sloppy(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": "200"})
+
+    scope = http_scope(scope={"http_version": "3"})
+    with pytest.warns(ASGIProtocolWarning, match="http_version"):
+        communicator = ApplicationCommunicator(sloppy, scope, validate="warn")
+    await communicator.send_input({"type": "http.request"})
+    with pytest.warns(ASGIProtocolWarning, match="status"):
+        await communicator.receive_output()
+    communicator.stop(exceptions=False)
