@@ -52,6 +52,8 @@ class StatelessServer:
     the last creation or reuse). asgiref 3.13 makes room only once the count
     is already above the limit, so it keeps up to ``max_applications + 1``;
     that contradicts its own documentation, and here the limit holds.
+    ``max_applications`` must be an int of at least 1: anything else raises
+    :exc:`TypeError` or :exc:`ValueError`.
 
     Every :attr:`application_checker_interval` seconds,
     :meth:`application_checker` removes finished instances and passes each
@@ -299,7 +301,8 @@ class StatelessServer:
     ) -> None:
         """Handle an exception an application instance ended with.
 
-        Logs it at ERROR level with its traceback. ``application_details`` is
+        Logs it at ERROR level with its traceback, on the
+        ``asgiref_core.server`` logger. ``application_details`` is
         the instance's entry from ``application_instances``. Override it to do
         more.
         """
@@ -321,13 +324,21 @@ class StatelessServer:
         propagating: BaseException | None,
     ) -> None:
         """Cancel and await everything still running, then report what failed."""
-        instances = [
-            details["future"] for details in self.application_instances.values()
-        ]
-        futures = [handler, checker, *instances, *self._retired]
-        for future in futures:
-            future.cancel()
-        interrupted = await _await_all(futures)
+        interrupted = False
+        # Repeat until nothing runs: an instance's clean-up may start another.
+        while pending := [
+            future
+            for future in (
+                handler,
+                checker,
+                *(details["future"] for details in self.application_instances.values()),
+                *self._retired,
+            )
+            if not future.done()
+        ]:
+            for future in pending:
+                future.cancel()
+            interrupted = await _await_all(pending) or interrupted
         for future, role in ((handler, "handle()"), (checker, "application_checker()")):
             exception = _failure(future)
             # KeyboardInterrupt and SystemExit left the event loop as they were

@@ -97,6 +97,13 @@ async def wait_until(predicate: Callable[[], bool], what: str) -> None:
     pytest.fail(f"timed out waiting until {what}")
 
 
+async def within(awaitable: Awaitable[Any], what: str) -> None:
+    try:
+        await asyncio.wait_for(awaitable, 5)
+    except TimeoutError:
+        pytest.fail(f"timed out waiting until {what}")
+
+
 def other_tasks() -> set[asyncio.Task[Any]]:
     return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
 
@@ -641,6 +648,33 @@ async def test_shutdown_cancels_and_awaits_every_instance(
 
 
 @pytest.mark.asyncio
+async def test_instance_started_during_shutdown_is_stopped_too() -> None:
+    servers: list[Any] = []
+    successors: list[asyncio.Future[Any]] = []
+
+    async def hands_over(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if scope["id"] == "a":
+                server = servers[0]
+                server.get_or_create_application_instance("b", {"id": "b"})
+                successors.append(server.application_instances["b"]["future"])
+
+    async def script(server: Any) -> None:
+        feed(server, "a", "x")
+        await asyncio.sleep(0)
+
+    server = Server(hands_over, script)
+    servers.append(server)
+    await server.arun()
+    [successor] = successors
+    assert successor.cancelled()
+    assert server.application_instances == {}
+    assert other_tasks() == set()
+
+
+@pytest.mark.asyncio
 async def test_asgiref_leaves_tasks_pending_where_this_server_does_not() -> None:
     theirs_class = asgiref_server_class()
 
@@ -693,10 +727,10 @@ async def test_cancelling_arun_propagates_and_leaves_nothing_running(
 
     server = Server(echo, script)
     task = asyncio.ensure_future(server.arun())
-    await running.wait()
+    await within(running.wait(), "the instances are running")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
+        await within(task, "arun finished")
 
     assert task.cancelled()
     assert handle_cancelled.is_set()
@@ -726,16 +760,78 @@ async def test_cancelling_again_during_shutdown_cancels_slow_clean_up() -> None:
         await asyncio.Event().wait()
 
     task = asyncio.ensure_future(Server(slow_to_stop, script).arun())
-    await running.wait()
-    await asyncio.sleep(0)
-    task.cancel()
-    await cleaning.wait()
-    assert not task.done()  # shutdown waits for the instance's clean-up
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    try:
+        await within(running.wait(), "the instance is running")
+        await asyncio.sleep(0)
+        task.cancel()
+        await within(cleaning.wait(), "the instance's clean-up started")
+        assert not task.done()  # shutdown waits for the instance's clean-up
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await within(task, "arun finished")
+    finally:
+        for future in futures:
+            future.cancel()  # should it still run, let it end with the test
     assert futures[0].cancelled()
     assert other_tasks() == set()
+
+
+@pytest.mark.asyncio
+async def test_cancelling_arun_during_shutdown_still_raises_cancelled_error() -> None:
+    cleaning = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_to_stop(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaning.set()
+            await release.wait()
+
+    async def script(server: Any) -> None:
+        feed(server, "a", "x")
+        await asyncio.sleep(0)
+
+    server = Server(slow_to_stop, script)
+    task = asyncio.ensure_future(server.arun())
+    try:
+        # handle() returned; the shutdown is waiting for the instance.
+        await within(cleaning.wait(), "the shutdown began")
+        task.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await within(task, "arun finished")
+    finally:
+        release.set()
+    assert server.application_instances == {}
+    assert other_tasks() == set()
+
+
+@pytest.mark.asyncio
+async def test_handle_failing_on_cancellation_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    running = asyncio.Event()
+
+    async def script(server: Any) -> None:
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise OSError("could not close the socket") from None
+
+    task = asyncio.ensure_future(Server(idle, script).arun())
+    await within(running.wait(), "handle() is running")
+    task.cancel()
+    with caplog.at_level(logging.ERROR), pytest.raises(asyncio.CancelledError):
+        await within(task, "arun finished")
+    [record] = [r for r in caplog.records if r.name == "asgiref_core.server"]
+    assert record.getMessage() == (
+        "Server.handle() raised while the server was shutting down"
+    )
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "could not close the socket"
 
 
 # --- methods a subclass must provide ------------------------------------------
