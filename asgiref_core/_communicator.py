@@ -384,10 +384,7 @@ class ApplicationCommunicator:
             # asgiref's order: a failed application's error comes before any
             # message still queued (the error notes how many there are).
             self._raise_if_failed()
-        message = await self._next_output(timeout)
-        if message is None:
-            await self._no_output("a message", timeout)
-        return message
+        return await self._expect_output("a message", timeout)
 
     async def receive_nothing(
         self, timeout: float = 0.1, interval: float = 0.01
@@ -536,6 +533,14 @@ class ApplicationCommunicator:
         if queue.empty():
             return None
         return queue.get_nowait()
+
+    async def _expect_output(self, what: str, timeout: float) -> Message:
+        """The next message, or the reason there is none raised (``what`` names
+        the message awaited, for the error)."""
+        message = await self._next_output(timeout)
+        if message is None:
+            await self._no_output(what, timeout)
+        return message
 
     async def _no_output(self, what: str, timeout: float) -> NoReturn:
         """Raise the reason :meth:`_next_output` came back empty-handed."""

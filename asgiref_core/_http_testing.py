@@ -22,9 +22,14 @@ from asgiref_core._scopes import (
 )
 from asgiref_core._testing_errors import UnexpectedMessageError
 
-__all__ = ["HttpCommunicator", "HttpResponse"]
+__all__ = ["HttpCommunicator", "HttpResponse", "header_pairs"]
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+
+
+def header_pairs(message: Message) -> list[tuple[bytes, bytes]]:
+    """A message's ``headers`` as a list of ``(name, value)`` byte tuples."""
+    return [(bytes(name), bytes(value)) for name, value in message.get("headers", ())]
 
 
 class HttpResponse:
@@ -235,16 +240,12 @@ class HttpCommunicator(ApplicationCommunicator):
         if self._response is not None:
             return self._response
         await self.send_request()
-        message = await self._next_output(timeout)
-        if message is None:
-            await self._no_output("'http.response.start'", timeout)
+        message = await self._expect_output("'http.response.start'", timeout)
         if message.get("type") != "http.response.start":
             raise UnexpectedMessageError(
                 "'http.response.start'", message, where=self._where()
             )
-        headers = [
-            (bytes(name), bytes(value)) for name, value in message.get("headers", ())
-        ]
+        headers = header_pairs(message)
         self._wants_trailers = bool(message.get("trailers", False))
         self._response = HttpResponse(message.get("status"), headers)  # type: ignore[arg-type]
         return self._response
@@ -263,9 +264,7 @@ class HttpCommunicator(ApplicationCommunicator):
         if self._body_complete:
             msg = f"{self._where()}: the response body is already complete"
             raise RuntimeError(msg)
-        message = await self._next_output(timeout)
-        if message is None:
-            await self._no_output("an 'http.response.body' message", timeout)
+        message = await self._expect_output("an 'http.response.body' message", timeout)
         if message.get("type") != "http.response.body":
             raise UnexpectedMessageError(
                 "'http.response.body'", message, where=self._where()
@@ -294,17 +293,14 @@ class HttpCommunicator(ApplicationCommunicator):
             if not self._body_complete:
                 await self.receive_body(timeout)
                 continue
-            message = await self._next_output(timeout)
-            if message is None:
-                await self._no_output("an 'http.response.trailers' message", timeout)
+            message = await self._expect_output(
+                "an 'http.response.trailers' message", timeout
+            )
             if message.get("type") != "http.response.trailers":
                 raise UnexpectedMessageError(
                     "'http.response.trailers'", message, where=self._where()
                 )
-            response.trailers.extend(
-                (bytes(name), bytes(value))
-                for name, value in message.get("headers", ())
-            )
+            response.trailers.extend(header_pairs(message))
             if not message.get("more_trailers", False):
                 self._finish_response()
         return response.trailers

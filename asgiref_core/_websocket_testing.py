@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asgiref_core._communicator import ApplicationCommunicator, Message, ValidateMode
-from asgiref_core._http_testing import HttpResponse
+from asgiref_core._http_testing import HttpResponse, header_pairs
 from asgiref_core._scopes import (
     DEFAULT_CLIENT,
     DEFAULT_SERVER,
@@ -176,12 +176,10 @@ class WebsocketCommunicator(ApplicationCommunicator):
             msg = f"{self._where()}: connect() was already called"
             raise RuntimeError(msg)
         await self.send_input({"type": "websocket.connect"})
-        message = await self._next_output(timeout)
-        if message is None:
-            await self._no_output("an answer to 'websocket.connect'", timeout)
+        message = await self._expect_output("an answer to 'websocket.connect'", timeout)
         kind = message.get("type")
         if kind == "websocket.accept":
-            headers = [(bytes(k), bytes(v)) for k, v in message.get("headers", ())]
+            headers = header_pairs(message)
             self._connection = WebsocketConnection(
                 True, subprotocol=message.get("subprotocol"), headers=headers
             )
@@ -239,9 +237,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
         Raises :class:`WebsocketClosedError` if the application closes the
         connection instead.
         """
-        message = await self._next_output(timeout)
-        if message is None:
-            await self._no_output("a 'websocket.send' message", timeout)
+        message = await self._expect_output("a 'websocket.send' message", timeout)
         kind = message.get("type")
         if kind == "websocket.close":
             self._close_seen(message)
@@ -273,9 +269,7 @@ class WebsocketCommunicator(ApplicationCommunicator):
 
     async def receive_close(self, timeout: float = 1) -> tuple[int, str]:
         """Wait for the application to close the connection: ``(code, reason)``."""
-        message = await self._next_output(timeout)
-        if message is None:
-            await self._no_output("a 'websocket.close' message", timeout)
+        message = await self._expect_output("a 'websocket.close' message", timeout)
         if message.get("type") != "websocket.close":
             raise UnexpectedMessageError(
                 "'websocket.close'", message, where=self._where()
@@ -308,14 +302,12 @@ class WebsocketCommunicator(ApplicationCommunicator):
             self.input_queue.put_nowait({"type": "websocket.disconnect", "code": code})
 
     async def _read_denial(self, start: Message, timeout: float) -> HttpResponse:
-        headers = [(bytes(k), bytes(v)) for k, v in start.get("headers", ())]
+        headers = header_pairs(start)
         response = HttpResponse(start.get("status"), headers)  # type: ignore[arg-type]
         while True:
-            message = await self._next_output(timeout)
-            if message is None:
-                await self._no_output(
-                    "a 'websocket.http.response.body' message", timeout
-                )
+            message = await self._expect_output(
+                "a 'websocket.http.response.body' message", timeout
+            )
             if message.get("type") != "websocket.http.response.body":
                 raise UnexpectedMessageError(
                     "'websocket.http.response.body'", message, where=self._where()
