@@ -1,0 +1,418 @@
+"""An in-memory channel layer that threads and event loops of one process share.
+
+Every operation costs the same however many channels the layer holds: state
+lives in per-channel queues found by name, and expiry is driven by two
+time-ordered queues of deadlines instead of a scan of every channel. One
+lock guards the state, and it is held only for short, non-blocking work, so
+loops in several threads can send and receive on the same layer. A receive
+waiting on one loop is woken from another thread through
+``call_soon_threadsafe``.
+
+A woken receiver takes its message itself rather than being handed one, so a
+receiver cancelled after being woken leaves the message queued (and passes
+the wake-up on) instead of losing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Final
+
+from asgiref_core._message_copy import copy_message
+from asgiref_core.base_layer import (
+    BaseChannelLayer,
+    ChannelFull,
+    _describe,
+    _Pattern,
+    _require_positive,
+)
+
+__all__ = ["ChannelLayer", "InMemoryChannelLayer", "channel_layer"]
+
+# Deadline queues are compacted once stale entries (for messages already
+# received, memberships already gone) outnumber live ones by this much.
+_COMPACT_SLACK: Final = 1024
+
+
+class _Channel:
+    """One channel's queued messages and the receivers waiting on it.
+
+    A message is stored as ``(seq, message, shared)``. ``seq`` orders it
+    against the deadline queue; ``shared`` marks a message that a group send
+    stored once for several channels, which each receiver must copy.
+    """
+
+    __slots__ = ("capacity", "messages", "name", "waiters")
+
+    def __init__(self, name: str, capacity: int) -> None:
+        self.name = name
+        self.capacity = capacity
+        self.messages: deque[tuple[int, dict[str, Any], bool]] = deque()
+        # Insertion-ordered, with O(1) removal of a cancelled waiter.
+        self.waiters: OrderedDict[asyncio.Future[None], None] = OrderedDict()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    # Runs on the waiter's loop, where it may have been cancelled meanwhile.
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _not_a_dict(message: object, method: str) -> TypeError:
+    return TypeError(
+        f"{method}() message must be a dict (got {type(message).__name__}: "
+        f"{_describe(message)})"
+    )
+
+
+class InMemoryChannelLayer(BaseChannelLayer):
+    """A channel layer held in this process's memory, with groups and flush.
+
+    It implements the API of Django Channels 4's layers and can be named as
+    a ``CHANNEL_LAYERS`` ``BACKEND``. Messages on a channel are received in
+    the order they were sent; a channel holding ``capacity`` messages (or
+    the capacity ``channel_capacity`` gives it) refuses more with
+    :class:`ChannelFull`. A message not received within ``expiry`` seconds
+    is dropped, and its channel leaves every group, since nothing is reading
+    it. A group membership lasts ``group_expiry`` seconds after the last
+    ``group_add``.
+
+    The layer is not bound to an event loop: coroutines on any loop, in any
+    thread of the process, may use it at once.
+    """
+
+    extensions: ClassVar[list[str]] = ["groups", "flush"]
+
+    def __init__(
+        self,
+        expiry: float = 60,
+        group_expiry: float = 86400,
+        capacity: int = 100,
+        channel_capacity: Mapping[str | _Pattern, int]
+        | Iterable[tuple[str | _Pattern, int]]
+        | None = None,
+    ) -> None:
+        super().__init__(
+            expiry=expiry, capacity=capacity, channel_capacity=channel_capacity
+        )
+        _require_positive("group_expiry", group_expiry, integer=False)
+        self.group_expiry = group_expiry
+        self._lock = threading.Lock()
+        self._channels: dict[str, _Channel] = {}
+        # group -> {channel: membership deadline}, and channel -> its groups.
+        self._groups: dict[str, dict[str, float]] = {}
+        self._memberships: dict[str, set[str]] = {}
+        self._membership_count = 0
+        # Time-ordered (expiry is the same for every message, and
+        # group_expiry for every membership), so only the front needs looking at.
+        self._message_deadlines: deque[tuple[float, _Channel, int]] = deque()
+        self._membership_deadlines: deque[tuple[float, str, str]] = deque()
+        self._queued = 0
+        self._next_seq = 0
+
+    # -- the channel layer API ------------------------------------------------
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Queue ``message`` on ``channel``; :class:`ChannelFull` if it is full."""
+        if not isinstance(message, dict):
+            raise _not_a_dict(message, "send")
+        self.require_valid_channel_name(channel)
+        if "__asgi_channel__" in message:
+            msg = (
+                f"send() message to {channel!r} has the key '__asgi_channel__', "
+                "which channel layers reserve for routing; rename it"
+            )
+            raise ValueError(msg)
+        stored = copy_message(message)
+        with self._lock:
+            now = time.monotonic()
+            self._expire(now)
+            state = self._channels.get(channel)
+            if state is None:
+                state = self._channels[channel] = _Channel(
+                    channel, self.get_capacity(channel)
+                )
+            elif len(state.messages) >= state.capacity:
+                raise ChannelFull(channel, state.capacity)
+            seq = self._next_seq
+            self._next_seq = seq + 1
+            state.messages.append((seq, stored, False))
+            self._message_deadlines.append((now + self.expiry, state, seq))
+            self._queued += 1
+            if state.waiters:
+                self._wake_one(state)
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        """Remove and return the first message on ``channel``, waiting for one.
+
+        Several receivers may wait on one channel, from any loop; each
+        message goes to exactly one of them, the longest waiting first.
+        """
+        self.require_valid_channel_name(channel)
+        with self._lock:
+            taken = self._take(channel)
+            if taken is None:
+                waiter = self._add_waiter(channel, first=False)
+        if taken is not None:
+            message, shared = taken
+            return copy_message(message) if shared else message
+        return await self._wait(channel, waiter)
+
+    async def new_channel(self, prefix: str = "specific.") -> str:
+        """A new, unique process-local channel name: ``<prefix>inmemory!<random>``."""
+        separator = "" if prefix.endswith(".") else "."
+        name = f"{prefix}{separator}inmemory!{secrets.token_hex(6)}"
+        try:
+            self.require_valid_channel_name(name)
+        except TypeError:
+            msg = (
+                f"new_channel() prefix {prefix!r} does not make a valid channel name "
+                f"({name!r}); use ASCII letters, digits, '-', '_' and '.', and keep "
+                f"it under {self.MAX_NAME_LENGTH - 30} characters"
+            )
+            raise TypeError(msg) from None
+        return name
+
+    async def flush(self) -> None:
+        """Drop every queued message and every group membership.
+
+        Receivers already waiting keep waiting, and get the next message sent.
+        """
+        with self._lock:
+            for name, state in list(self._channels.items()):
+                state.messages.clear()
+                if not state.waiters:
+                    del self._channels[name]
+            self._groups.clear()
+            self._memberships.clear()
+            self._membership_count = 0
+            self._message_deadlines.clear()
+            self._membership_deadlines.clear()
+            self._queued = 0
+
+    async def close(self) -> None:
+        """Nothing to release: the layer stays usable, like Channels' in-memory one."""
+
+    async def group_add(self, group: str, channel: str) -> None:
+        """Add ``channel`` to ``group``, or renew its membership."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        with self._lock:
+            now = time.monotonic()
+            self._expire(now)
+            deadline = now + self.group_expiry
+            members = self._groups.setdefault(group, {})
+            if channel not in members:
+                self._membership_count += 1
+                self._memberships.setdefault(channel, set()).add(group)
+            members[channel] = deadline
+            self._membership_deadlines.append((deadline, group, channel))
+            if (
+                len(self._membership_deadlines)
+                > 2 * self._membership_count + _COMPACT_SLACK
+            ):
+                self._compact_memberships()
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """Remove ``channel`` from ``group``; nothing happens if it is not a member."""
+        self.require_valid_group_name(group)
+        self.require_valid_channel_name(channel)
+        with self._lock:
+            members = self._groups.get(group)
+            if members is not None and channel in members:
+                self._remove_member(group, channel)
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        """Queue ``message`` on every channel in ``group``, skipping full ones."""
+        if not isinstance(message, dict):
+            raise _not_a_dict(message, "group_send")
+        self.require_valid_group_name(group)
+        stored = copy_message(message)
+        with self._lock:
+            now = time.monotonic()
+            self._expire(now)
+            members = self._groups.get(group)
+            if not members:
+                return
+            seq = self._next_seq
+            self._next_seq = seq + 1
+            entry = (seq, stored, True)
+            deadline = now + self.expiry
+            channels = self._channels
+            deadlines = self._message_deadlines
+            for name in members:
+                state = channels.get(name)
+                if state is None:
+                    state = channels[name] = _Channel(name, self.get_capacity(name))
+                elif len(state.messages) >= state.capacity:
+                    continue
+                state.messages.append(entry)
+                deadlines.append((deadline, state, seq))
+                self._queued += 1
+                if state.waiters:
+                    self._wake_one(state)
+
+    # -- inspection -----------------------------------------------------------
+
+    @property
+    def groups(self) -> dict[str, dict[str, float]]:
+        """A snapshot of the groups: ``{group: {channel: time.time() it joined}}``."""
+        with self._lock:
+            offset = time.time() - time.monotonic() - self.group_expiry
+            return {
+                group: {name: deadline + offset for name, deadline in members.items()}
+                for group, members in self._groups.items()
+            }
+
+    # -- internals (the lock is held) -------------------------------------------
+
+    def _take(self, channel: str) -> tuple[dict[str, Any], bool] | None:
+        """Pop the channel's first live message, or ``None`` when there is none."""
+        self._expire(time.monotonic())
+        state = self._channels.get(channel)
+        if state is None or not state.messages:
+            return None
+        _, message, shared = state.messages.popleft()
+        self._queued -= 1
+        if not state.messages and not state.waiters:
+            del self._channels[channel]
+        if len(self._message_deadlines) > 2 * self._queued + _COMPACT_SLACK:
+            self._compact_messages()
+        return message, shared
+
+    def _add_waiter(self, channel: str, *, first: bool) -> asyncio.Future[None]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel(
+                channel, self.get_capacity(channel)
+            )
+        state.waiters[waiter] = None
+        if first:
+            state.waiters.move_to_end(waiter, last=False)
+        return waiter
+
+    def _wake_one(self, state: _Channel) -> None:
+        """Wake the longest-waiting receiver that can still run."""
+        running = asyncio.get_running_loop()
+        waiters = state.waiters
+        while waiters:
+            waiter, _ = waiters.popitem(last=False)
+            if waiter.done():
+                continue  # cancelled; its receive cleans up after itself
+            loop = waiter.get_loop()
+            if loop is running:
+                waiter.set_result(None)
+                return
+            try:
+                loop.call_soon_threadsafe(_resolve, waiter)
+            except RuntimeError:
+                continue  # that loop is closed; nobody will ever take from it
+            return
+
+    def _drop_if_idle(self, state: _Channel) -> None:
+        if (
+            not state.messages
+            and not state.waiters
+            and self._channels.get(state.name) is state
+        ):
+            del self._channels[state.name]
+
+    def _expire(self, now: float) -> None:
+        deadlines = self._message_deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, state, seq = deadlines.popleft()
+            messages = state.messages
+            dropped = False
+            while messages and messages[0][0] <= seq:
+                messages.popleft()
+                self._queued -= 1
+                dropped = True
+            if dropped:
+                # Nobody is reading this channel: take it out of its groups.
+                self._leave_all_groups(state.name)
+                self._drop_if_idle(state)
+        memberships = self._membership_deadlines
+        while memberships and memberships[0][0] <= now:
+            deadline, group, channel = memberships.popleft()
+            members = self._groups.get(group)
+            if members is not None and members.get(channel) == deadline:
+                self._remove_member(group, channel)
+
+    def _remove_member(self, group: str, channel: str) -> None:
+        members = self._groups[group]
+        del members[channel]
+        if not members:
+            del self._groups[group]
+        groups = self._memberships[channel]
+        groups.discard(group)
+        if not groups:
+            del self._memberships[channel]
+        self._membership_count -= 1
+
+    def _leave_all_groups(self, channel: str) -> None:
+        for group in self._memberships.pop(channel, ()):
+            members = self._groups[group]
+            del members[channel]
+            if not members:
+                del self._groups[group]
+            self._membership_count -= 1
+
+    def _compact_messages(self) -> None:
+        # Keep the entries whose message is still queued: a channel's
+        # messages are in seq order, so its first seq tells.
+        self._message_deadlines = deque(
+            entry
+            for entry in self._message_deadlines
+            if entry[1].messages and entry[1].messages[0][0] <= entry[2]
+        )
+
+    def _compact_memberships(self) -> None:
+        groups = self._groups
+        self._membership_deadlines = deque(
+            entry
+            for entry in self._membership_deadlines
+            if groups.get(entry[1], {}).get(entry[2]) == entry[0]
+        )
+
+    # -- waiting ------------------------------------------------------------------
+
+    async def _wait(self, channel: str, waiter: asyncio.Future[None]) -> dict[str, Any]:
+        while True:
+            try:
+                await waiter
+            except BaseException:
+                self._abandon(channel, waiter)
+                raise
+            with self._lock:
+                taken = self._take(channel)
+                if taken is None:
+                    # Another receiver got there first: wait again, at the front.
+                    waiter = self._add_waiter(channel, first=True)
+            if taken is not None:
+                message, shared = taken
+                return copy_message(message) if shared else message
+
+    def _abandon(self, channel: str, waiter: asyncio.Future[None]) -> None:
+        """Clean up after a receive that ends without a message (cancelled, mostly)."""
+        with self._lock:
+            state = self._channels.get(channel)
+            if state is None:
+                return
+            if state.waiters.pop(waiter, False) is False and state.messages:
+                # A sender chose this receiver: pass the wake-up on, so the
+                # message it was meant for does not sit unnoticed.
+                self._wake_one(state)
+            self._drop_if_idle(state)
+
+
+# Django Channels' alias for the layer class.
+ChannelLayer = InMemoryChannelLayer
+
+#: A ready-made layer for code that imports one instance.
+channel_layer = InMemoryChannelLayer()
