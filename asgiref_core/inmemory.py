@@ -23,7 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final
 
-from asgiref_core._message_copy import copy_message
+from asgiref_core._message_copy import copy_message as _copy_message
 from asgiref_core.base_layer import (
     BaseChannelLayer,
     ChannelFull,
@@ -128,7 +128,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 "which channel layers reserve for routing; rename it"
             )
             raise ValueError(msg)
-        stored = copy_message(message)
+        stored = _copy_message(message)
         with self._lock:
             now = time.monotonic()
             self._expire(now)
@@ -160,7 +160,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 waiter = self._add_waiter(channel, first=False)
         if taken is not None:
             message, shared = taken
-            return copy_message(message) if shared else message
+            return _copy_message(message) if shared else message
         return await self._wait(channel, waiter)
 
     async def new_channel(self, prefix: str = "specific.") -> str:
@@ -232,7 +232,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         if not isinstance(message, dict):
             raise _not_a_dict(message, "group_send")
         self.require_valid_group_name(group)
-        stored = copy_message(message)
+        stored = _copy_message(message)
         with self._lock:
             now = time.monotonic()
             self._expire(now)
@@ -396,7 +396,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     waiter = self._add_waiter(channel, first=True)
             if taken is not None:
                 message, shared = taken
-                return copy_message(message) if shared else message
+                return _copy_message(message) if shared else message
 
     def _abandon(self, channel: str, waiter: asyncio.Future[None]) -> None:
         """Clean up after a receive that ends without a message (cancelled, mostly)."""
