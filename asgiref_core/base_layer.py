@@ -280,10 +280,7 @@ class BaseChannelLayer:
 
     async def flush(self) -> None:
         """Drop every message and group (the ``flush`` extension)."""
-        msg = (
-            f"{type(self).__name__} does not implement flush() (the 'flush' extension)"
-        )
-        raise NotImplementedError(msg)
+        raise self._not_implemented("flush", "flush")
 
     async def group_add(self, group: str, channel: str) -> None:
         """Add ``channel`` to ``group`` (the ``groups`` extension)."""

@@ -110,7 +110,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
         self._membership_count = 0
         # Time-ordered (expiry is the same for every message, and
         # group_expiry for every membership), so only the front needs looking at.
-        self._message_deadlines: deque[tuple[float, _Channel, int]] = deque()
+        # Entries name their channel rather than hold it, so a stale entry
+        # keeps no idle channel alive.
+        self._message_deadlines: deque[tuple[float, str, int]] = deque()
         self._membership_deadlines: deque[tuple[float, str, str]] = deque()
         self._queued = 0
         self._next_seq = 0
@@ -142,7 +144,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             seq = self._next_seq
             self._next_seq = seq + 1
             state.messages.append((seq, stored, False))
-            self._message_deadlines.append((now + self.expiry, state, seq))
+            self._message_deadlines.append((now + self.expiry, channel, seq))
             self._queued += 1
             if state.waiters:
                 self._wake_one(state)
@@ -252,7 +254,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 elif len(state.messages) >= state.capacity:
                     continue
                 state.messages.append(entry)
-                deadlines.append((deadline, state, seq))
+                deadlines.append((deadline, name, seq))
                 self._queued += 1
                 if state.waiters:
                     self._wake_one(state)
@@ -299,7 +301,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     def _wake_one(self, state: _Channel) -> None:
         """Wake the longest-waiting receiver that can still run."""
-        running = asyncio.get_running_loop()
+        # No loop runs when a receive abandoned on a closed loop is finalised.
+        running = asyncio._get_running_loop()
         waiters = state.waiters
         while waiters:
             waiter, _ = waiters.popitem(last=False)
@@ -326,7 +329,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
     def _expire(self, now: float) -> None:
         deadlines = self._message_deadlines
         while deadlines and deadlines[0][0] <= now:
-            _, state, seq = deadlines.popleft()
+            _, name, seq = deadlines.popleft()
+            state = self._channels.get(name)
+            if state is None:
+                continue
             messages = state.messages
             dropped = False
             while messages and messages[0][0] <= seq:
@@ -366,11 +372,17 @@ class InMemoryChannelLayer(BaseChannelLayer):
     def _compact_messages(self) -> None:
         # Keep the entries whose message is still queued: a channel's
         # messages are in seq order, so its first seq tells.
-        self._message_deadlines = deque(
-            entry
-            for entry in self._message_deadlines
-            if entry[1].messages and entry[1].messages[0][0] <= entry[2]
-        )
+        channels = self._channels
+        live: deque[tuple[float, str, int]] = deque()
+        for entry in self._message_deadlines:
+            state = channels.get(entry[1])
+            if (
+                state is not None
+                and state.messages
+                and state.messages[0][0] <= entry[2]
+            ):
+                live.append(entry)
+        self._message_deadlines = live
 
     def _compact_memberships(self) -> None:
         groups = self._groups
