@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import sys
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Protocol
@@ -44,6 +45,29 @@ class ChannelFull(Exception):
 
 # The class attribute of the same name on BaseChannelLayer refers to this.
 _ChannelFull = ChannelFull
+
+# Django Channels' own ChannelFull -> a class deriving from both it and ours.
+_bilingual: dict[type[BaseException], type[ChannelFull]] = {}
+
+
+def _channel_full(channel: str, capacity: int) -> ChannelFull:
+    """The :class:`ChannelFull` a layer raises, catchable as Channels' too.
+
+    Code written for Django Channels catches ``channels.exceptions.ChannelFull``.
+    When Channels is loaded (as it is whenever it built the layer from its
+    settings), the error also derives from that class. Channels is never
+    imported here: only a module already loaded is looked at.
+    """
+    exceptions = sys.modules.get("channels.exceptions")
+    peer = getattr(exceptions, "ChannelFull", None)
+    if not (isinstance(peer, type) and issubclass(peer, Exception)):
+        return ChannelFull(channel, capacity)
+    bilingual = _bilingual.get(peer)
+    if bilingual is None:
+        bilingual = _bilingual[peer] = type(
+            "ChannelFull", (ChannelFull, peer), {"__module__": __name__}
+        )
+    return bilingual(channel, capacity)
 
 
 class _Pattern(Protocol):

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Final
 from asgiref_core._message_copy import copy_message as _copy_message
 from asgiref_core.base_layer import (
     BaseChannelLayer,
-    ChannelFull,
+    _channel_full,
     _describe,
     _Pattern,
     _require_positive,
@@ -77,10 +77,10 @@ class InMemoryChannelLayer(BaseChannelLayer):
     a ``CHANNEL_LAYERS`` ``BACKEND``. Messages on a channel are received in
     the order they were sent; a channel holding ``capacity`` messages (or
     the capacity ``channel_capacity`` gives it) refuses more with
-    :class:`ChannelFull`. A message not received within ``expiry`` seconds
-    is dropped, and its channel leaves every group, since nothing is reading
-    it. A group membership lasts ``group_expiry`` seconds after the last
-    ``group_add``.
+    :class:`~asgiref_core.base_layer.ChannelFull`. A message not received
+    within ``expiry`` seconds is dropped, and its channel leaves every group,
+    since nothing is reading it. A group membership lasts ``group_expiry``
+    seconds after the last ``group_add``.
 
     The layer is not bound to an event loop: coroutines on any loop, in any
     thread of the process, may use it at once.
@@ -120,7 +120,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
     # -- the channel layer API ------------------------------------------------
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
-        """Queue ``message`` on ``channel``; :class:`ChannelFull` if it is full."""
+        """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is full."""
         if not isinstance(message, dict):
             raise _not_a_dict(message, "send")
         self.require_valid_channel_name(channel)
@@ -140,7 +140,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
                     channel, self.get_capacity(channel)
                 )
             elif len(state.messages) >= state.capacity:
-                raise ChannelFull(channel, state.capacity)
+                raise _channel_full(channel, state.capacity)
             seq = self._next_seq
             self._next_seq = seq + 1
             state.messages.append((seq, stored, False))

@@ -27,7 +27,6 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
 async def test_module_offers_channels_names() -> None:
     assert ChannelLayer is InMemoryChannelLayer
     assert isinstance(inmemory.channel_layer, InMemoryChannelLayer)
-    assert inmemory.ChannelFull is ChannelFull
 
 
 class TestErrors:
@@ -57,6 +56,18 @@ class TestErrors:
             await layer.send("small.1", {"type": "x"})
         assert (excinfo.value.channel, excinfo.value.capacity) == ("small.1", 2)
         assert "raise 'capacity' or 'channel_capacity'" in str(excinfo.value)
+
+    async def test_channel_full_is_also_channels_own_when_channels_is_loaded(
+        self,
+    ) -> None:
+        channels_exceptions = pytest.importorskip("channels.exceptions")
+        layer = InMemoryChannelLayer(capacity=1)
+        await layer.send("c", {"type": "x"})
+        with pytest.raises(channels_exceptions.ChannelFull) as excinfo:
+            await layer.send("c", {"type": "x"})
+        assert isinstance(excinfo.value, ChannelFull)
+        assert type(excinfo.value).__name__ == "ChannelFull"
+        assert excinfo.value.channel == "c"
 
     async def test_group_expiry_is_checked_like_the_other_options(self) -> None:
         with pytest.raises(
