@@ -34,6 +34,10 @@ from asgiref_core.base_layer import (
 
 __all__ = ["ChannelLayer", "InMemoryChannelLayer", "channel_layer"]
 
+# Channel names that passed validation are remembered, up to this many, so
+# the regular expression runs once per name rather than once per message.
+_KNOWN_NAMES_LIMIT: Final = 4096
+
 # Deadline queues are compacted once stale entries (for messages already
 # received, memberships already gone) outnumber live ones by this much.
 _COMPACT_SLACK: Final = 1024
@@ -103,6 +107,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
         _require_positive("group_expiry", group_expiry, integer=False)
         self.group_expiry = group_expiry
         self._lock = threading.Lock()
+        self._known_names: set[str] = set()
         self._channels: dict[str, _Channel] = {}
         # group -> {channel: membership deadline}, and channel -> its groups.
         self._groups: dict[str, dict[str, float]] = {}
@@ -123,7 +128,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is full."""
         if not isinstance(message, dict):
             raise _not_a_dict(message, "send")
-        self.require_valid_channel_name(channel)
+        if type(channel) is not str or channel not in self._known_names:
+            self._learn_channel_name(channel)
         if "__asgi_channel__" in message:
             msg = (
                 f"send() message to {channel!r} has the key '__asgi_channel__', "
@@ -146,8 +152,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state.messages.append((seq, stored, False))
             self._message_deadlines.append((now + self.expiry, channel, seq))
             self._queued += 1
-            if state.waiters:
-                self._wake_one(state)
+            remote = self._choose_waiter(state) if state.waiters else None
+        if remote is not None:
+            self._wake_remote(channel, remote)
 
     async def receive(self, channel: str) -> dict[str, Any]:
         """Remove and return the first message on ``channel``, waiting for one.
@@ -155,7 +162,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
         Several receivers may wait on one channel, from any loop; each
         message goes to exactly one of them, the longest waiting first.
         """
-        self.require_valid_channel_name(channel)
+        if type(channel) is not str or channel not in self._known_names:
+            self._learn_channel_name(channel)
         with self._lock:
             taken = self._take(channel)
             if taken is None:
@@ -247,6 +255,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
             deadline = now + self.expiry
             channels = self._channels
             deadlines = self._message_deadlines
+            remote: list[tuple[str, asyncio.Future[None]]] = []
             for name in members:
                 state = channels.get(name)
                 if state is None:
@@ -257,7 +266,11 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 deadlines.append((deadline, name, seq))
                 self._queued += 1
                 if state.waiters:
-                    self._wake_one(state)
+                    waiter = self._choose_waiter(state)
+                    if waiter is not None:
+                        remote.append((name, waiter))
+        for name, waiter in remote:
+            self._wake_remote(name, waiter)
 
     # -- inspection -----------------------------------------------------------
 
@@ -299,8 +312,13 @@ class InMemoryChannelLayer(BaseChannelLayer):
             state.waiters.move_to_end(waiter, last=False)
         return waiter
 
-    def _wake_one(self, state: _Channel) -> None:
-        """Wake the longest-waiting receiver that can still run."""
+    def _choose_waiter(self, state: _Channel) -> asyncio.Future[None] | None:
+        """Pick the longest-waiting receiver that can still run, to wake it.
+
+        One on this thread's loop is woken here. One on another loop is
+        returned, for the caller to wake once the lock is released: woken
+        under the lock, its thread would start only to block on the lock.
+        """
         # No loop runs when a receive abandoned on a closed loop is finalised.
         running = asyncio._get_running_loop()
         waiters = state.waiters
@@ -308,15 +326,34 @@ class InMemoryChannelLayer(BaseChannelLayer):
             waiter, _ = waiters.popitem(last=False)
             if waiter.done():
                 continue  # cancelled; its receive cleans up after itself
-            loop = waiter.get_loop()
-            if loop is running:
+            if waiter.get_loop() is running:
                 waiter.set_result(None)
-                return
+                return None
+            return waiter
+        return None
+
+    def _wake_remote(self, channel: str, waiter: asyncio.Future[None] | None) -> None:
+        """Wake a receiver on another loop (the lock is not held)."""
+        while waiter is not None:
             try:
-                loop.call_soon_threadsafe(_resolve, waiter)
+                waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
             except RuntimeError:
-                continue  # that loop is closed; nobody will ever take from it
-            return
+                pass  # that loop is closed: nobody will ever take from it
+            else:
+                return
+            with self._lock:
+                state = self._channels.get(channel)
+                if state is None or not state.messages:
+                    return
+                waiter = self._choose_waiter(state)
+
+    def _learn_channel_name(self, channel: object) -> None:
+        """Validate a channel name not seen before, then remember it."""
+        self.require_valid_channel_name(channel)
+        known = self._known_names
+        if len(known) >= _KNOWN_NAMES_LIMIT:
+            known.clear()
+        known.add(channel)  # type: ignore[arg-type]  # validated as a str
 
     def _drop_if_idle(self, state: _Channel) -> None:
         if (
@@ -412,6 +449,7 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     def _abandon(self, channel: str, waiter: asyncio.Future[None]) -> None:
         """Clean up after a receive that ends without a message (cancelled, mostly)."""
+        remote = None
         with self._lock:
             state = self._channels.get(channel)
             if state is None:
@@ -419,8 +457,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
             if state.waiters.pop(waiter, False) is False and state.messages:
                 # A sender chose this receiver: pass the wake-up on, so the
                 # message it was meant for does not sit unnoticed.
-                self._wake_one(state)
+                remote = self._choose_waiter(state)
             self._drop_if_idle(state)
+        self._wake_remote(channel, remote)
 
 
 # Django Channels' alias for the layer class.

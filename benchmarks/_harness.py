@@ -13,13 +13,17 @@ from __future__ import annotations
 import gc
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 __all__ = [
+    "Comparison",
+    "ComparisonResult",
     "Machine",
+    "compare",
     "fmt_time",
     "gc_off",
     "machine_info",
@@ -77,6 +81,75 @@ def measure_series(
         for name, thunk in order:
             samples[name].append(timed(thunk, n_of(name)))
     return samples
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``median(numerator) / median(denominator)``, with an optional target.
+
+    The target is a floor (``ratio >= target``) unless ``at_most`` makes it a
+    ceiling.
+    """
+
+    numerator: str
+    denominator: str
+    target: float | None = None
+    at_most: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.numerator} / {self.denominator}"
+
+    def target_text(self) -> str:
+        if self.target is None:
+            return "-"
+        return f"{'<=' if self.at_most else '>='} {self.target:g}x"
+
+    def met(self, ratio: float) -> bool | None:
+        if self.target is None:
+            return None
+        return ratio <= self.target if self.at_most else ratio >= self.target
+
+
+@dataclass
+class ComparisonResult:
+    """A :class:`Comparison` worked out on one run's samples."""
+
+    label: str
+    numerator: str
+    denominator: str
+    ratio: float  # median(numerator) / median(denominator)
+    ratio_range: tuple[float, float]  # min, max paired ratio
+    target: float | None
+    at_most: bool  # the target is a ceiling
+    target_text: str
+    passed: bool | None
+
+
+def compare(
+    comparison: Comparison, samples: Mapping[str, Sequence[float]]
+) -> ComparisonResult:
+    """The ratio of the medians, and the range of the per-repetition ratios.
+
+    ``samples`` maps each subject to its measurements in repetition order, as
+    :func:`measure_series` returns them; the measurements of one repetition
+    ran back to back, so they are paired for the range.
+    """
+    num = samples[comparison.numerator]
+    den = samples[comparison.denominator]
+    ratio = statistics.median(num) / statistics.median(den)
+    paired = [a / b for a, b in zip(num, den, strict=True)]
+    return ComparisonResult(
+        comparison.label,
+        comparison.numerator,
+        comparison.denominator,
+        ratio,
+        (min(paired), max(paired)),
+        comparison.target,
+        comparison.at_most,
+        comparison.target_text(),
+        comparison.met(ratio),
+    )
 
 
 def fmt_time(ns: float) -> str:
