@@ -67,11 +67,20 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-def _not_a_dict(message: object, method: str) -> TypeError:
-    return TypeError(
-        f"{method}() message must be a dict (got {type(message).__name__}: "
-        f"{_describe(message)})"
-    )
+def _check_message(message: object, method: str, target: str) -> None:
+    """Refuse what no channel layer can carry, before anything is stored."""
+    if not isinstance(message, dict):
+        msg = (
+            f"{method}() message must be a dict (got {type(message).__name__}: "
+            f"{_describe(message)})"
+        )
+        raise TypeError(msg)
+    if "__asgi_channel__" in message:
+        msg = (
+            f"{method}() message to {target!r} has the key '__asgi_channel__', "
+            "which channel layers reserve for routing; rename it"
+        )
+        raise ValueError(msg)
 
 
 class InMemoryChannelLayer(BaseChannelLayer):
@@ -126,16 +135,9 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """Queue ``message`` on ``channel``; ``ChannelFull`` if the channel is full."""
-        if not isinstance(message, dict):
-            raise _not_a_dict(message, "send")
         if type(channel) is not str or channel not in self._known_names:
             self._learn_channel_name(channel)
-        if "__asgi_channel__" in message:
-            msg = (
-                f"send() message to {channel!r} has the key '__asgi_channel__', "
-                "which channel layers reserve for routing; rename it"
-            )
-            raise ValueError(msg)
+        _check_message(message, "send", channel)
         stored = _copy_message(message)
         with self._lock:
             now = time.monotonic()
@@ -239,9 +241,8 @@ class InMemoryChannelLayer(BaseChannelLayer):
 
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Queue ``message`` on every channel in ``group``, skipping full ones."""
-        if not isinstance(message, dict):
-            raise _not_a_dict(message, "group_send")
         self.require_valid_group_name(group)
+        _check_message(message, "group_send", group)
         stored = _copy_message(message)
         with self._lock:
             now = time.monotonic()

@@ -47,6 +47,11 @@ class TestErrors:
             ValueError, match="'__asgi_channel__', which channel layers"
         ):
             await layer.send("c", {"type": "x", "__asgi_channel__": "c"})
+        await layer.group_add("g", "c")
+        with pytest.raises(ValueError, match=r"group_send\(\) message to 'g' has the"):
+            await layer.group_send("g", {"type": "x", "__asgi_channel__": "c"})
+        await layer.send("c", {"type": "sentinel"})
+        assert await layer.receive("c") == {"type": "sentinel"}
 
     async def test_channel_full_names_the_channel_and_its_capacity(self) -> None:
         layer = InMemoryChannelLayer(channel_capacity={"small.*": 2})
