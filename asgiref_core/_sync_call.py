@@ -156,15 +156,20 @@ def describe_callable(func: object) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
-def submit_to_default_executor(loop: asyncio.AbstractEventLoop, call: SyncCall) -> None:
-    # run_in_executor wraps the result in a second future and wakes the loop a
-    # second time; the call reports back by itself, so go to the executor
-    # directly once the loop has created it.
+def submit_to_default_executor(
+    loop: asyncio.AbstractEventLoop, run: Callable[[], object]
+) -> None:
+    """Run ``run()`` in the loop's default executor; it must report back itself.
+
+    run_in_executor wraps the result in a second future and wakes the loop a
+    second time; callers here report back by themselves, so go to the
+    executor directly once the loop has created it. ``run`` must not raise.
+    """
     executor: Executor | None = getattr(loop, "_default_executor", None)
     if executor is None:
-        loop.run_in_executor(None, call.run)
+        loop.run_in_executor(None, run)
     else:
-        executor.submit(call.run)
+        executor.submit(run)
 
 
 async def after_cancel(call: SyncCall) -> Any:

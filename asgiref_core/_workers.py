@@ -19,6 +19,7 @@ import contextlib
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from queue import SimpleQueue
 
@@ -144,6 +145,51 @@ def release_context_worker(worker: SyncWorker) -> None:
     worker.submit_item(_ReturnToPool(worker) if keep else _STOP)
 
 
+class _PooledCall:
+    """A call on a pooled worker, which rejoins the idle pool afterwards."""
+
+    __slots__ = ("function", "worker")
+
+    def __init__(self, worker: SyncWorker, function: Callable[[], object]) -> None:
+        self.worker = worker
+        self.function = function
+
+    def run(self) -> None:
+        try:
+            self.function()
+        finally:
+            self.function = _nothing
+            with _lock:
+                keep = len(_idle_call_workers) < MAX_IDLE_CALL_WORKERS
+                if keep:
+                    _idle_call_workers.append(self.worker)
+            if not keep:
+                self.worker.stop()
+
+
+def _nothing() -> None:
+    pass
+
+
+#: How many idle threads for :func:`run_pooled` are kept for reuse.
+MAX_IDLE_CALL_WORKERS = 8
+
+_idle_call_workers: list[SyncWorker] = []
+
+
+def run_pooled(function: Callable[[], object], purpose: str) -> None:
+    """Run ``function()`` on an idle worker thread, or a new one if none is idle.
+
+    Cheaper than an executor's ``submit``: no future, no executor lock; the
+    caller hears back through its own means. ``function`` must not raise.
+    """
+    with _lock:
+        worker = _idle_call_workers.pop() if _idle_call_workers else None
+    if worker is None:
+        worker = SyncWorker(purpose)
+    worker.submit_item(_PooledCall(worker, function))
+
+
 class LoopRunner:
     """A thread running an event loop for ``async_to_sync`` calls."""
 
@@ -256,6 +302,7 @@ def _reset_after_fork() -> None:
     _lock = threading.Lock()
     _process_worker = None
     _idle_context_workers.clear()
+    _idle_call_workers.clear()
     _idle_runners.clear()
     runner_by_loop.clear()
 

@@ -140,7 +140,7 @@ class SyncToAsync(Generic[_P, _R]):
         elif self._executor is not None:
             self._executor.submit(call.run)
         else:
-            submit_to_default_executor(loop, call)
+            submit_to_default_executor(loop, call.run)
         try:
             return await future
         except asyncio.CancelledError:
