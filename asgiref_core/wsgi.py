@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
-# PENDING from asgiref_core._asgi_to_wsgi import AsgiToWsgi
+from asgiref_core._asgi_to_wsgi import AsgiToWsgi
 from asgiref_core._wsgi_environ import (
     TooManyHeadersError as _TooManyHeadersError,
 )
@@ -24,7 +24,7 @@ from asgiref_core._wsgi_environ import (
 from asgiref_core._wsgi_exchange import WsgiExchange as _WsgiExchange
 from asgiref_core.typing import ASGIReceiveCallable, ASGISendCallable, Scope
 
-__all__ = ["WsgiToAsgi", "WsgiToAsgiInstance"]  # PENDING AsgiToWsgi
+__all__ = ["AsgiToWsgi", "WsgiToAsgi", "WsgiToAsgiInstance"]
 
 _WsgiApplication = Callable[..., Iterable[bytes]]
 
