@@ -26,7 +26,10 @@ __all__ = [
 #: Headers as a test may give them: a mapping or ``(name, value)`` pairs, each
 #: part ``str`` (encoded as latin-1) or ``bytes``.
 HeadersInput: TypeAlias = (
-    Mapping[str | bytes, str | bytes] | Iterable[tuple[str | bytes, str | bytes]]
+    Mapping[str, str | bytes]
+    | Mapping[bytes, str | bytes]
+    | Mapping[str | bytes, str | bytes]
+    | Iterable[tuple[str | bytes, str | bytes]]
 )
 
 #: The ASGI version and the HTTP/WebSocket specification version the testing

@@ -113,7 +113,8 @@ def build_environ(
             f"WsgiToAsgi got an 'http' scope without {error.args[0]!r}: {scope!r:.200}"
         )
         raise ValueError(msg) from None
-    script_name = _native(scope.get("root_path", ""))
+    # PEP 3333's SCRIPT_NAME has no trailing slash: the slash starts PATH_INFO.
+    script_name = _native(scope.get("root_path", "")).rstrip("/")
     path_info = _native(path)
     if script_name and (
         path_info == script_name or path_info.startswith(script_name + "/")

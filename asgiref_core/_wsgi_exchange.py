@@ -1,6 +1,7 @@
 """One request through a WSGI application, run on a worker thread for an ASGI server.
 
-The WSGI call runs on a thread of the event loop's default executor, and its
+The WSGI call runs on one of the library's pooled worker threads (named
+``asgiref_core-wsgi-<n>``), so concurrent requests run side by side, and its
 response travels back as ASGI messages in batches: the worker appends to an
 outbox and wakes the loop only when the loop is waiting, so a small response
 costs one hop to the worker and one back. A streamed response is sent chunk
@@ -19,14 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import re
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from asgiref_core._workers import run_pooled
 
 __all__ = ["HIGH_WATER", "WsgiExchange"]
+
+# RFC 9110's token: what a header name may be made of.
+_HEADER_NAME: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 
 #: Unsent response bytes past which the WSGI thread waits for the client.
 HIGH_WATER: Final = 1024 * 1024
@@ -125,8 +130,13 @@ class WsgiExchange:
         self._body(data, final=False, source="data for write()")
         self._flush()
 
-    def _run(self, environ: dict[str, Any]) -> None:
-        """The WSGI call, on the worker thread; reports back through the outbox."""
+    def _run(self, environ: dict[str, Any], body: IO[bytes]) -> None:
+        """The WSGI call, on the worker thread; reports back through the outbox.
+
+        The request body is closed here, after the call, not by the loop: a
+        cancelled ASGI call must not pull the input from under a running
+        application.
+        """
         outcome: object = _DONE
         try:
             result = self.wsgi_application(environ, self.start_response)
@@ -140,6 +150,8 @@ class WsgiExchange:
             pass
         except BaseException as error:  # handed to the loop, which raises it
             outcome = error
+        finally:
+            body.close()
         self._pending.append(outcome)
         self._flush(final=True)
 
@@ -171,7 +183,7 @@ class WsgiExchange:
         if type(chunk) is not bytes:
             if not isinstance(chunk, bytes | bytearray | memoryview):
                 msg = (
-                    f"the WSGI application gave {source} a "
+                    f"the WSGI application produced {source} that is a "
                     f"{type(chunk).__name__}, not bytes: {chunk!r:.80}; "
                     "encode text before returning it"
                 )
@@ -183,6 +195,8 @@ class WsgiExchange:
                 "start_response(); call start_response(status, headers) first"
             )
             raise RuntimeError(msg)
+        if self._complete:
+            return  # past the declared Content-Length: dropped, as PEP 3333 asks
         if not chunk and not final:
             return  # headers wait for the first non-empty chunk (PEP 3333)
         if self._remaining is not None:
@@ -232,12 +246,19 @@ class WsgiExchange:
     # -- the loop side -------------------------------------------------------
 
     async def _exchange(
-        self, environ: dict[str, Any], receive: _Receive, send: _Send
+        self,
+        environ: dict[str, Any],
+        body: IO[bytes],
+        receive: _Receive,
+        send: _Send,
     ) -> None:
-        """Run the WSGI call on a worker and send its response as it comes."""
+        """Run the WSGI call on a worker and send its response as it comes.
+
+        The worker owns ``body`` from here on, and closes it.
+        """
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
-        run_pooled(functools.partial(context.run, self._run, environ), "wsgi")
+        run_pooled(functools.partial(context.run, self._run, environ, body), "wsgi")
         watcher: asyncio.Task[None] | None = None
         try:
             while True:
@@ -266,6 +287,11 @@ class WsgiExchange:
         finally:
             if watcher is not None:
                 watcher.cancel()
+                # Leave no task behind; its outcome (a cancellation, or the
+                # receive() error that ended it) does not change this call's.
+                await asyncio.wait([watcher])
+                if not watcher.cancelled():
+                    watcher.exception()
 
     async def _send(self, send: _Send, message: dict[str, Any]) -> None:
         if self._client_gone:
@@ -335,9 +361,15 @@ def _response_headers(
                 f"text (got {pair!r:.80})"
             )
             raise TypeError(msg) from None
-        if b"\n" in raw_value or b"\r" in raw_value or b"\n" in raw_name:
+        if _HEADER_NAME.fullmatch(raw_name) is None:
             msg = (
-                f"start_response() header {name!r} holds a line break "
+                f"start_response() header name {name!r} is not an HTTP token; "
+                "use letters, digits and !#$%&'*+-.^_`|~ only"
+            )
+            raise ValueError(msg)
+        if b"\n" in raw_value or b"\r" in raw_value or b"\0" in raw_value:
+            msg = (
+                f"start_response() header {name!r} holds a line break or NUL "
                 f"({value!r:.80}); a header value must be one line"
             )
             raise ValueError(msg)
@@ -349,4 +381,4 @@ def _response_headers(
 
 def _content_length(value: str) -> int | None:
     stripped = value.strip()
-    return int(stripped) if stripped.isdigit() else None
+    return int(stripped) if stripped.isascii() and stripped.isdigit() else None

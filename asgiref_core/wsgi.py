@@ -32,10 +32,11 @@ _WsgiApplication = Callable[..., Iterable[bytes]]
 class WsgiToAsgi:
     """An ASGI application that serves ``wsgi_application`` for ``http`` scopes.
 
-    Each request's WSGI call runs on a thread of the event loop's default
-    executor, so concurrent requests run side by side, as under a threaded
-    WSGI server. The request body is read first (spooled to a temporary file
-    past 1 MiB); the response streams back chunk by chunk as the application
+    Each request's WSGI call runs on one of the library's pooled worker
+    threads (``asgiref_core-wsgi-<n>``), so concurrent requests run side by
+    side, as under a threaded WSGI server (asgiref runs them one at a time).
+    The request body is read first (spooled to a temporary file past 1 MiB);
+    the response streams back chunk by chunk as the application
     yields it. A header repeated more than ``duplicate_header_limit`` times
     (``None`` or ``0``: no limit) gets ``400 Bad Request`` without the
     application being called.
@@ -47,7 +48,7 @@ class WsgiToAsgi:
         duplicate_header_limit: int | None = 100,
     ) -> None:
         self.wsgi_application = wsgi_application
-        self.duplicate_header_limit = duplicate_header_limit
+        self.duplicate_header_limit = _checked_limit(duplicate_header_limit)
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -70,7 +71,7 @@ class WsgiToAsgiInstance(_WsgiExchange):
         duplicate_header_limit: int | None = 100,
     ) -> None:
         super().__init__(wsgi_application)
-        self.duplicate_header_limit = duplicate_header_limit
+        self.duplicate_header_limit = _checked_limit(duplicate_header_limit)
         self.scope: Mapping[str, Any] = {}
 
     async def __call__(
@@ -84,24 +85,55 @@ class WsgiToAsgiInstance(_WsgiExchange):
             )
             raise ValueError(msg)
         self.scope = scope
+        limit = self.duplicate_header_limit
+        headers: Any = scope.get("headers", ())
+        if limit and len(headers) > limit:
+            # Only a request with that many headers can break the limit:
+            # refuse it before reading (and spooling) its body.
+            excess = _excess_duplicate(headers, limit)
+            if excess is not None:
+                await _refuse(send, excess)
+                return
         body = await _read_request_body(receive)
         if body is None:
             return  # the client left before sending its whole request
         try:
-            try:
-                environ = self.build_environ(scope, body)
-            except _TooManyHeadersError as error:
+            environ = self.build_environ(scope, body)
+        except BaseException as error:
+            body.close()
+            if isinstance(error, _TooManyHeadersError):
                 await _refuse(send, error)
                 return
-            await self._exchange(environ, receive, send)
-        finally:
-            body.close()
+            raise
+        await self._exchange(environ, body, receive, send)
 
     def build_environ(
         self, scope: Mapping[str, Any], body: IO[bytes]
     ) -> dict[str, Any]:
         """The PEP 3333 environ for ``scope``, with ``body`` as ``wsgi.input``."""
         return _build_environ(scope, body, self.duplicate_header_limit)
+
+
+def _checked_limit(limit: int | None) -> int | None:
+    if limit is None or (type(limit) is int and limit >= 0):
+        return limit
+    msg = (
+        "duplicate_header_limit must be None or an int of 0 or more (0 and None "
+        f"mean no limit); got {limit!r}"
+    )
+    raise ValueError(msg)
+
+
+def _excess_duplicate(headers: Any, limit: int) -> _TooManyHeadersError | None:
+    """The error for the first header repeated more than ``limit`` times, if any."""
+    counts: dict[bytes, int] = {}
+    for name, _ in headers:
+        key = bytes(name).lower()
+        count = counts.get(key, 0) + 1
+        if count > limit:
+            return _TooManyHeadersError(key.decode("latin-1"), limit)
+        counts[key] = count
+    return None
 
 
 async def _refuse(send: ASGISendCallable, error: _TooManyHeadersError) -> None:
