@@ -150,13 +150,16 @@ class _PooledCall:
 
     __slots__ = ("function", "worker")
 
-    def __init__(self, worker: SyncWorker, function: Callable[[], object]) -> None:
+    def __init__(
+        self, worker: SyncWorker, function: Callable[[], Callable[[], object] | None]
+    ) -> None:
         self.worker = worker
         self.function = function
 
     def run(self) -> None:
+        then = None
         try:
-            self.function()
+            then = self.function()
         finally:
             self.function = _nothing
             with _lock:
@@ -165,10 +168,12 @@ class _PooledCall:
                     _idle_call_workers.append(self.worker)
             if not keep:
                 self.worker.stop()
+        if then is not None:
+            then()
 
 
 def _nothing() -> None:
-    pass
+    return None
 
 
 #: How many idle threads for :func:`run_pooled` are kept for reuse.
@@ -177,11 +182,16 @@ MAX_IDLE_CALL_WORKERS = 8
 _idle_call_workers: list[SyncWorker] = []
 
 
-def run_pooled(function: Callable[[], object], purpose: str) -> None:
+def run_pooled(
+    function: Callable[[], Callable[[], object] | None], purpose: str
+) -> None:
     """Run ``function()`` on an idle worker thread, or a new one if none is idle.
 
     Cheaper than an executor's ``submit``: no future, no executor lock; the
-    caller hears back through its own means. ``function`` must not raise.
+    caller hears back through its own means. ``function`` must not raise. It
+    may return a callable, run once the thread is back in the idle pool: a
+    final wake-up of the caller goes there, so that the caller's next call
+    finds this thread idle.
     """
     with _lock:
         worker = _idle_call_workers.pop() if _idle_call_workers else None

@@ -166,27 +166,44 @@ def _add_headers(
     headers: Any,
     limit: int | None,
 ) -> None:
-    values: dict[str, list[str]] = {}
-    names: dict[str, str] = {}
+    # Most headers appear once: each goes straight in, and only repeats are
+    # collected, to be joined at the end.
+    keys = _environ_keys
+    repeats: dict[str, list[str]] = {}
     for raw_name, raw_value in headers:
-        name = raw_name.decode("latin-1")
-        key = names.get(name)
+        key = keys.get(raw_name)
         if key is None:
-            lowered = name.lower()
-            key = _UNPREFIXED.get(lowered) or "HTTP_" + lowered.upper().replace(
-                "-", "_"
-            )
-            names[name] = key
-        seen = values.get(key)
-        if seen is None:
-            values[key] = [raw_value.decode("latin-1")]
+            key = _environ_key(raw_name)
+        value = raw_value.decode("latin-1")
+        first = environ.get(key)
+        if first is None:
+            environ[key] = value
             continue
-        if limit and len(seen) >= limit:
-            raise TooManyHeadersError(name.lower(), limit)
-        seen.append(raw_value.decode("latin-1"))
-    for key, items in values.items():
-        if len(items) == 1:
-            environ[key] = items[0]
-        else:
-            # Cookies are joined the way a browser joins them in one header.
-            environ[key] = ("; " if key == "HTTP_COOKIE" else ", ").join(items)
+        values = repeats.get(key)
+        if values is None:
+            values = repeats[key] = [first]
+        if limit and len(values) >= limit:
+            raise TooManyHeadersError(_header_name(raw_name), limit)
+        values.append(value)
+    for key, values in repeats.items():
+        # Cookies are joined the way a browser joins them in one header.
+        environ[key] = ("; " if key == "HTTP_COOKIE" else ", ").join(values)
+
+
+# Header name -> environ key, for the names seen most; bounded, since names
+# come from clients.
+_environ_keys: dict[bytes, str] = {}
+_ENVIRON_KEYS_LIMIT: Final = 512
+
+
+def _environ_key(raw_name: bytes) -> str:
+    lowered = raw_name.decode("latin-1").lower()
+    key = _UNPREFIXED.get(lowered) or "HTTP_" + lowered.upper().replace("-", "_")
+    if len(_environ_keys) >= _ENVIRON_KEYS_LIMIT:
+        _environ_keys.clear()
+    _environ_keys[raw_name] = key
+    return key
+
+
+def _header_name(raw_name: bytes) -> str:
+    return raw_name.decode("latin-1").lower()

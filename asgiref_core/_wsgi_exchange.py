@@ -130,7 +130,9 @@ class WsgiExchange:
         self._body(data, final=False, source="data for write()")
         self._flush()
 
-    def _run(self, environ: dict[str, Any], body: IO[bytes]) -> None:
+    def _run(
+        self, environ: dict[str, Any], body: IO[bytes]
+    ) -> Callable[[], None] | None:
         """The WSGI call, on the worker thread; reports back through the outbox.
 
         The request body is closed here, after the call, not by the loop: a
@@ -153,7 +155,10 @@ class WsgiExchange:
         finally:
             body.close()
         self._pending.append(outcome)
-        self._flush(final=True)
+        waiter = self._hand_over(final=True)
+        # Woken by the pool once this thread is back in it, so the next
+        # request finds this (warm) thread idle rather than starting another.
+        return None if waiter is None else functools.partial(self._wake, waiter)
 
     def _iterate(self, result: Iterable[bytes]) -> None:
         if isinstance(result, list | tuple):
@@ -215,11 +220,18 @@ class WsgiExchange:
         if final:
             self._complete = True
 
-    def _flush(self, *, final: bool = False) -> None:
+    def _flush(self) -> None:
         """Hand the pending messages to the loop; wait while too much is unsent."""
+        self._wake(self._hand_over(final=False))
+
+    def _hand_over(self, *, final: bool) -> asyncio.Future[None] | None:
+        """Move the pending messages to the outbox; the waiter to wake, if any.
+
+        Unless ``final``, waits first while the client is too far behind.
+        """
         pending = self._pending
         if not pending:
-            return
+            return None
         self._pending = []
         with self._lock:
             self._outbox.extend(pending)
@@ -233,15 +245,19 @@ class WsgiExchange:
                 if drained is None:
                     drained = self._drained = threading.Event()
                 drained.clear()
+        if drained is not None:
+            self._wake(waiter)
+            waiter = None
+            drained.wait()
+        return waiter
+
+    def _wake(self, waiter: asyncio.Future[None] | None) -> None:
         if waiter is not None:
             try:
                 waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
             except RuntimeError:
                 # The loop is closed: nobody will send anything any more.
                 self._client_gone = True
-                return
-        if drained is not None:
-            drained.wait()
 
     # -- the loop side -------------------------------------------------------
 
@@ -310,11 +326,12 @@ class WsgiExchange:
                     self._drained.set()
 
     async def _watch_disconnect(self, receive: _Receive) -> None:
-        while True:
-            message = await receive()
-            if message.get("type") == "http.disconnect":
-                self._give_up()
-                return
+        message = await receive()
+        # After the body, a server sends nothing but http.disconnect. From one
+        # that sends anything else, no disconnect can be told: stop watching
+        # rather than spin on it.
+        if message.get("type") == "http.disconnect":
+            self._give_up()
 
     def _give_up(self) -> None:
         """Nobody will take the response: let the worker stop at its next step."""

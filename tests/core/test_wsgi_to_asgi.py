@@ -1463,6 +1463,37 @@ async def test_cancelling_the_call_leaves_wsgi_input_open_for_the_running_app() 
     assert read == [b"still here"]
 
 
+async def test_a_server_answering_receive_with_requests_does_not_freeze_the_loop() -> (
+    None
+):
+    # After the body, a server should send nothing but http.disconnect; one
+    # that keeps answering with http.request must not make the adapter spin.
+    gate = Gate()
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"first"
+        gate.wait()
+        yield b"second"
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    running = asyncio.ensure_future(call(WsgiToAsgi(app), http_scope(), receive, send))
+    try:
+        await gate.until_reached()
+        await asyncio.sleep(0.05)  # the loop still runs other work
+    finally:
+        gate.open()
+    await asyncio.wait_for(running, PATIENCE)
+    assert b"".join(m.get("body", b"") for m in sent) == b"firstsecond"
+
+
 async def test_a_slow_reader_gets_the_whole_body_with_bounded_lag() -> None:
     payload = b"y" * CHUNK
     total = 120
