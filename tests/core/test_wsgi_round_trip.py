@@ -8,7 +8,6 @@ what the framework produced, streamed as it produced it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import socketserver
