@@ -8,7 +8,7 @@ raises, a ``receive`` that never ends) use hand-written callables.
 A WSGI application runs on a worker thread, so tests that hold it back use a
 ``threading.Event`` (or a :class:`Gate`) that is always opened again in
 ``finally``: a failing test must not leave a worker thread blocked for the rest
-of the run. The ``no_leaks`` fixture checks that none is.
+of the run. The ``no_wsgi_leaks`` fixture (in conftest.py) checks that none is.
 """
 
 from __future__ import annotations
@@ -21,18 +21,20 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from asgiref_core import _workers
 from asgiref_core._wsgi_exchange import HIGH_WATER
 from asgiref_core.testing import ApplicationCommunicator, HttpCommunicator, http_scope
 from asgiref_core.wsgi import WsgiToAsgi, WsgiToAsgiInstance
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.timeout(30),
+    pytest.mark.usefixtures("no_wsgi_leaks"),
+]
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], None]]
@@ -44,16 +46,7 @@ CHUNK = 64 * 1024
 PATIENCE = 5.0
 
 
-# -- leak checks -------------------------------------------------------------------
-
-
-def _foreign_threads() -> set[threading.Thread]:
-    # The library's pooled worker threads are long-lived by design.
-    return {
-        thread
-        for thread in threading.enumerate()
-        if not thread.name.startswith("asgiref_core-")
-    }
+# -- waiting ----------------------------------------------------------------------
 
 
 async def _wait_until(condition: Callable[[], bool], timeout: float = PATIENCE) -> bool:
@@ -63,24 +56,6 @@ async def _wait_until(condition: Callable[[], bool], timeout: float = PATIENCE) 
             return False
         await asyncio.sleep(0.005)
     return True
-
-
-def _busy_workers() -> set[str]:
-    return {w.thread.name for w in _workers.live_workers() if not w.idle()}
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def no_leaks() -> AsyncIterator[None]:
-    """Each test leaves no task pending, no thread of its own, no worker busy."""
-    threads_before = _foreign_threads()
-    busy_before = _busy_workers()
-    yield
-    assert asyncio.all_tasks() == {asyncio.current_task()}
-    assert _foreign_threads() <= threads_before
-    # A worker still running a WSGI call is a leaked call (a blocked app).
-    idle = await _wait_until(lambda: _busy_workers() <= busy_before)
-    leaked = _busy_workers() - busy_before
-    assert idle, f"worker threads still running a call: {sorted(leaked)}"
 
 
 # -- helpers -----------------------------------------------------------------------

@@ -12,13 +12,11 @@ import json
 import threading
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from asgiref_core import _workers
 from asgiref_core.testing import HttpCommunicator, http_scope
 from asgiref_core.wsgi import WsgiToAsgi
 
@@ -35,23 +33,18 @@ from flask import (  # noqa: E402
     url_for,
 )
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.timeout(30),
+    pytest.mark.usefixtures("no_wsgi_leaks"),
+]
 
 MiB = 1024 * 1024
 CHUNK = 64 * 1024
 PATIENCE = 5.0
 
 
-# -- leak checks -------------------------------------------------------------------
-
-
-def _foreign_threads() -> set[threading.Thread]:
-    # The library's pooled worker threads are long-lived by design.
-    return {
-        thread
-        for thread in threading.enumerate()
-        if not thread.name.startswith("asgiref_core-")
-    }
+# -- waiting ----------------------------------------------------------------------
 
 
 async def _wait_until(condition: Callable[[], bool], timeout: float = PATIENCE) -> bool:
@@ -61,24 +54,6 @@ async def _wait_until(condition: Callable[[], bool], timeout: float = PATIENCE) 
             return False
         await asyncio.sleep(0.005)
     return True
-
-
-def _busy_workers() -> set[str]:
-    return {w.thread.name for w in _workers.live_workers() if not w.idle()}
-
-
-@pytest_asyncio.fixture(autouse=True)
-async def no_leaks() -> AsyncIterator[None]:
-    """Each test leaves no task pending, no thread of its own, no worker busy."""
-    threads_before = _foreign_threads()
-    busy_before = _busy_workers()
-    yield
-    assert asyncio.all_tasks() == {asyncio.current_task()}
-    assert _foreign_threads() <= threads_before
-    # A worker still running a WSGI call is a leaked call (a blocked app).
-    idle = await _wait_until(lambda: _busy_workers() <= busy_before)
-    leaked = _busy_workers() - busy_before
-    assert idle, f"worker threads still running a call: {sorted(leaked)}"
 
 
 # -- the application -----------------------------------------------------------------
