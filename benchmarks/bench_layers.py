@@ -61,36 +61,36 @@ Run ``python benchmarks/bench_layers.py --help`` for the options; see
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import faulthandler
-import gc
-import importlib.metadata
-import json
 import os
-import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import channels.layers  # type: ignore[import-untyped]
 from _harness import (
     Comparison,
-    ComparisonResult,
-    Machine,
-    compare,
-    fmt_time,
+    Measure,
+    Report,
+    Settings,
+    Subject,
+    Workload,
+    exit_status,
+    expect,
     machine_info,
-    machine_line,
-    measure_series,
-    table,
-    verdict,
+    missed_targets,
+    module_version,
+    package_version,
+    parse_options,
+    print_header,
+    print_workloads,
+    run_workloads,
+    save_json,
+    settle,
+    watchdog,
 )
 
 try:
@@ -133,29 +133,6 @@ BARE = "bare hand-off (reference)"
 # Helpers.
 # --------------------------------------------------------------------------- #
 
-#: Runs n operations on the given loop; returns the elapsed nanoseconds.
-Measure = Callable[[asyncio.Runner, int], int]
-
-
-def _expect(subject: str, got: object, wanted: object) -> None:
-    if got != wanted:
-        msg = f"{subject}: expected {wanted!r}, got {got!r}"
-        raise RuntimeError(msg)
-
-
-async def _settle(subject: str) -> None:
-    """After the tear-down: fail if a task other than the caller's is left."""
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    current = asyncio.current_task()
-    left = [t for t in asyncio.all_tasks() if t is not current]
-    if left:
-        msg = (
-            f"{subject}: {len(left)} task(s) still pending after a measurement: "
-            f"{left!r}; the benchmark must leave nothing behind"
-        )
-        raise RuntimeError(msg)
-
 
 async def _fill(layer: Any, others: int) -> None:
     """Queue one message on each of ``others`` channels besides ``CHANNEL``."""
@@ -177,17 +154,17 @@ def _send_receive(subject: str, make_layer: LayerFactory, others: int) -> Measur
             await _fill(layer, others)
             msg = MESSAGE
             await layer.send(CHANNEL, msg)
-            _expect(subject, await layer.receive(CHANNEL), msg)
+            expect(subject, await layer.receive(CHANNEL), msg)
             start = time.perf_counter_ns()
             for _ in range(n):
                 await layer.send(CHANNEL, msg)
                 got = await layer.receive(CHANNEL)
             elapsed = time.perf_counter_ns() - start
-            _expect(subject, got, msg)
+            expect(subject, got, msg)
             if others:  # the other channels still hold their message
                 other = await asyncio.wait_for(layer.receive("bench.other.0"), 5)
-                _expect(subject, other, msg)
-            await _settle(subject)
+                expect(subject, other, msg)
+            await settle(subject)
             return elapsed
 
         return runner.run(run())
@@ -220,9 +197,9 @@ def _group_send(subject: str, make_layer: LayerFactory) -> Measure:
             for name in (members[0], members[-1]):
                 for _ in range(batch):
                     got = await asyncio.wait_for(layer.receive(name), 5)
-                    _expect(subject, got, msg)
+                    expect(subject, got, msg)
             await layer.flush()
-            await _settle(subject)
+            await settle(subject)
             return elapsed
 
         return runner.run(run())
@@ -312,14 +289,14 @@ def cross_thread_layer(runner: asyncio.Runner, n: int) -> int:
         msg = MESSAGE
         with _LoopThread(echo):
             await layer.send(PING, msg)
-            _expect(subject, await layer.receive(PONG), msg)
+            expect(subject, await layer.receive(PONG), msg)
             start = time.perf_counter_ns()
             for _ in range(n):
                 await layer.send(PING, msg)
                 got = await layer.receive(PONG)
             elapsed = time.perf_counter_ns() - start
-        _expect(subject, got, msg)
-        await _settle(subject)
+        expect(subject, got, msg)
+        await settle(subject)
         return elapsed
 
     return runner.run(run())
@@ -360,13 +337,13 @@ def cross_thread_bare(runner: asyncio.Runner, n: int) -> int:
         pair = _BarePingPong(asyncio.get_running_loop())
         msg = MESSAGE
         with _LoopThread(pair.echo):
-            _expect(BARE, await pair.round_trip(msg), msg)
+            expect(BARE, await pair.round_trip(msg), msg)
             start = time.perf_counter_ns()
             for _ in range(n):
                 got = await pair.round_trip(msg)
             elapsed = time.perf_counter_ns() - start
-        _expect(BARE, got, msg)
-        await _settle(BARE)
+        expect(BARE, got, msg)
+        await settle(BARE)
         return elapsed
 
     return runner.run(run())
@@ -408,26 +385,7 @@ def _on_one_cpu(measure: Measure) -> Measure:
 # --------------------------------------------------------------------------- #
 
 
-@dataclass(frozen=True)
-class Subject:
-    """One way of doing a workload's operation."""
-
-    name: str
-    measure: Measure
-    n_factor: float = 1.0  # its N is the workload's N times this
-    reference: bool = False  # no channel layer: for context only
-
-
-@dataclass(frozen=True)
-class Workload:
-    """Subjects measured against each other, and the ratios reported."""
-
-    name: str
-    n: int  # operations per measurement at --scale 1
-    subjects: tuple[Subject, ...]
-    comparisons: tuple[Comparison, ...]
-
-
+# A reference subject uses no channel layer: it is there for context only.
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "send+receive, empty layer",
@@ -502,252 +460,43 @@ WORKLOADS: tuple[Workload, ...] = (
 )
 
 # --------------------------------------------------------------------------- #
-# Measurement machinery.
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class Settings:
-    repeat: int
-    scale: float
-    quick: bool
-
-    def n(self, base: int, factor: float = 1.0) -> int:
-        if self.quick:
-            return max(1, round(base * factor) // 250)
-        return max(1, round(base * factor * self.scale))
-
-
-@dataclass
-class SubjectResult:
-    name: str
-    n: int
-    reference: bool
-    samples_ns: list[float]
-    median_ns: float
-    cycles_per_op: float  # median over the measurements
-
-
-@dataclass
-class WorkloadResult:
-    name: str
-    subjects: list[SubjectResult]
-    comparisons: list[ComparisonResult]
-
-
-@dataclass
-class Report:
-    machine: Machine
-    settings: Settings
-    notes: list[str]
-    workloads: list[WorkloadResult] = field(default_factory=list)
-
-
-def run_workload(
-    workload: Workload, runners: dict[str, asyncio.Runner], settings: Settings
-) -> WorkloadResult:
-    n = {s.name: settings.n(workload.n, s.n_factor) for s in workload.subjects}
-    cycles: dict[str, list[float]] = {s.name: [] for s in workload.subjects}
-
-    def bind(subject: Subject) -> Callable[[int], int]:
-        runner = runners[f"{workload.name}: {subject.name}"]
-
-        def thunk(k: int) -> int:
-            elapsed = subject.measure(runner, k)
-            # Still inside the timed() block, after the clock has stopped.
-            cycles[subject.name].append(gc.collect() / k)
-            return elapsed
-
-        return thunk
-
-    subjects = [(s.name, bind(s)) for s in workload.subjects]
-    samples = measure_series(subjects, n, settings.repeat)
-    results = [
-        SubjectResult(
-            s.name,
-            n[s.name],
-            s.reference,
-            samples[s.name],
-            statistics.median(samples[s.name]),
-            # The first entry is the warm-up's.
-            statistics.median(cycles[s.name][1:]),
-        )
-        for s in workload.subjects
-    ]
-    comparisons = [compare(c, samples) for c in workload.comparisons]
-    return WorkloadResult(workload.name, results, comparisons)
-
-
-# --------------------------------------------------------------------------- #
-# Output.
-# --------------------------------------------------------------------------- #
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def versions() -> dict[str, str]:
-    return {
-        "asgiref_core": str(getattr(asgiref_core, "__version__", "unknown")),
-        "channels": _version("channels"),
-        "django": _version("django"),
-    }
-
-
-def print_header(machine: Machine, settings: Settings, notes: Sequence[str]) -> None:
-    listed = ", ".join(f"{name} {v}" for name, v in machine.versions.items())
-    print(f"bench_layers: {listed}")
-    print(machine_line(machine))
-    mode = "  [--quick: tiny N, figures not meaningful]" if settings.quick else ""
-    print(
-        f"repetitions {settings.repeat}, scale {settings.scale:g}, "
-        f"order alternating, gc off while timing{mode}"
-    )
-    for note in notes:
-        print(f"note: {note}")
-    print()
-
-
-def print_report(report: Report) -> None:
-    rows = []
-    for w in report.workloads:
-        for i, s in enumerate(w.subjects):
-            rows.append(
-                [
-                    w.name if i == 0 else "",
-                    s.name,
-                    str(s.n),
-                    fmt_time(s.median_ns),
-                    f"{s.cycles_per_op:.2f}",
-                ]
-            )
-    print(f"Time per operation, median of {report.settings.repeat} repetitions")
-    print(
-        "(cycles/op = objects the cyclic garbage collector freed after a "
-        "measurement, per operation)"
-    )
-    print(table(["workload", "subject", "N", "median", "cycles/op"], rows, left=2))
-    print()
-
-    rows = []
-    for w in report.workloads:
-        for i, c in enumerate(w.comparisons):
-            low, high = c.ratio_range
-            rows.append(
-                [
-                    w.name if i == 0 else "",
-                    c.label,
-                    f"{c.ratio:.2f}x",
-                    f"{low:.2f}-{high:.2f}",
-                    c.target_text,
-                    verdict(c.passed),
-                ]
-            )
-    print("Ratios of the medians")
-    print(
-        "(a / b: how many times longer a takes than b; range = min-max of the "
-        "per-repetition ratios)"
-    )
-    print(table(["workload", "ratio", "value", "range", "target", "result"], rows, 2))
-
-
-# --------------------------------------------------------------------------- #
 # Entry point.
 # --------------------------------------------------------------------------- #
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark asgiref_core's in-memory channel layer against "
-        "Django Channels' InMemoryChannelLayer.",
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=7, help="repetitions per workload (default 7)"
-    )
-    parser.add_argument(
-        "--scale",
-        type=float,
-        default=1.0,
-        help="multiply every workload's N by this (default 1)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: tiny N, 2 repetitions; exits 0 unless something raises",
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if any target is missed"
-    )
-    parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the results as JSON"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=900.0,
-        help="dump every thread's stack and exit 1 after this many seconds "
-        "(a deadlocked cross-thread hand-off must not hang CI; default 900)",
-    )
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.scale <= 0:
-        parser.error("--repeat must be >= 1, --scale > 0")
-    return args
+def versions() -> dict[str, str]:
+    return {
+        "asgiref_core": module_version(asgiref_core),
+        "channels": package_version("channels"),
+        "django": package_version("django"),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = Settings(
-        repeat=2 if args.quick else args.repeat, scale=args.scale, quick=args.quick
+    args = parse_options(
+        argv,
+        description="Benchmark asgiref_core's in-memory channel layer against "
+        "Django Channels' InMemoryChannelLayer.",
+        hang="a deadlocked cross-thread hand-off",
     )
-    faulthandler.dump_traceback_later(args.timeout, exit=True)
-    machine = machine_info(versions())
-    notes = [
-        *NOTES,
-        "cross-thread ping-pong, one CPU: "
-        + (
-            f"both threads pinned to CPU {ONE_CPU} while measuring"
-            if ONE_CPU is not None
-            else "threads cannot be pinned on this platform, so they are free"
-        ),
-    ]
-    print_header(machine, settings, notes)
-    report = Report(machine, settings, notes)
+    settings = Settings.from_args(args)
+    with watchdog(args.timeout):
+        machine = machine_info(versions())
+        notes = [
+            *NOTES,
+            "cross-thread ping-pong, one CPU: "
+            + (
+                f"both threads pinned to CPU {ONE_CPU} while measuring"
+                if ONE_CPU is not None
+                else "threads cannot be pinned on this platform, so they are free"
+            ),
+        ]
+        print_header("bench_layers", machine, settings, notes)
+        report = Report(machine, settings, notes, run_workloads(WORKLOADS, settings))
 
-    with ExitStack() as stack:
-        # One loop per subject, never set as the main thread's current loop.
-        runners = {
-            f"{w.name}: {s.name}": stack.enter_context(
-                asyncio.Runner(loop_factory=asyncio.new_event_loop)
-            )
-            for w in WORKLOADS
-            for s in w.subjects
-        }
-        for workload in WORKLOADS:
-            print(f"  measuring {workload.name} ...", file=sys.stderr, flush=True)
-            report.workloads.append(run_workload(workload, runners, settings))
-    faulthandler.cancel_dump_traceback_later()
-
-    print_report(report)
-    if args.json is not None:
-        args.json.write_text(json.dumps(asdict(report), indent=2) + "\n")
-        print(f"\nresults written to {args.json}")
-
-    missed = [
-        f"{w.name}: {c.label}"
-        for w in report.workloads
-        for c in w.comparisons
-        if c.passed is False
-    ]
-    if missed:
-        note = " (not enforced with --quick)" if args.quick else ""
-        print(f"\nmissed{note}: {', '.join(missed)}")
-    if args.quick:
-        return 0
-    return 1 if args.check and missed else 0
+    print_workloads(report.workloads, settings.repeat)
+    save_json(report, args.json)
+    return exit_status(missed_targets(report.workloads), args)
 
 
 if __name__ == "__main__":

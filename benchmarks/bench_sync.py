@@ -41,12 +41,9 @@ Run ``python benchmarks/bench_sync.py --help`` for the options; see
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextvars
-import faulthandler
 import gc
-import json
 import queue
 import statistics
 import sys
@@ -54,20 +51,30 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import asgiref.local
 import asgiref.sync
 from _harness import (
+    Comparison,
+    CountOption,
     Machine,
+    Settings,
+    compare,
+    exit_status,
     fmt_time,
+    loop_runner,
     machine_info,
-    machine_line,
     measure_series,
+    module_version,
+    parse_options,
+    print_header,
+    progress,
+    save_json,
     table,
     verdict,
+    watchdog,
 )
 
 try:
@@ -383,16 +390,8 @@ FLOORS: tuple[Floor, ...] = (
 
 
 @dataclass(frozen=True)
-class Settings:
-    repeat: int
-    scale: float
-    quick: bool
+class SyncSettings(Settings):
     thread_calls: int
-
-    def n(self, base: int) -> int:
-        if self.quick:
-            return max(1, base // 250)
-        return max(1, round(base * self.scale))
 
 
 @dataclass
@@ -433,14 +432,14 @@ class ThreadResult:
 @dataclass
 class Report:
     machine: Machine
-    settings: Settings
+    settings: SyncSettings
     workloads: list[WorkloadResult] = field(default_factory=list)
     floors: list[FloorResult] = field(default_factory=list)
     threads: list[ThreadResult] = field(default_factory=list)
 
 
 def run_workload(
-    workload: Workload, runners: dict[str, asyncio.Runner], settings: Settings
+    workload: Workload, runners: dict[str, asyncio.Runner], settings: SyncSettings
 ) -> WorkloadResult:
     n = settings.n(workload.n)
 
@@ -452,21 +451,26 @@ def run_workload(
         [(impl.name, bind(impl)) for impl in IMPLS], n, settings.repeat
     )
     median = {name: statistics.median(values) for name, values in samples.items()}
-    ratio: dict[str, float] = {}
-    ratio_range: dict[str, tuple[float, float]] = {}
-    for peer in PEERS:
-        ratio[peer] = median[peer] / median[BASE]
-        # Pair the measurements of one repetition: they ran back to back.
-        paired = [p / b for p, b in zip(samples[peer], samples[BASE], strict=True)]
-        ratio_range[peer] = (min(paired), max(paired))
-    target = workload.target
-    passed = None if target is None else ratio[TARGET_PEER] >= target
+    compared = {
+        peer: compare(
+            Comparison(peer, BASE, workload.target if peer == TARGET_PEER else None),
+            samples,
+        )
+        for peer in PEERS
+    }
     return WorkloadResult(
-        workload.name, n, samples, median, ratio, ratio_range, target, passed
+        workload.name,
+        n,
+        samples,
+        median,
+        {peer: c.ratio for peer, c in compared.items()},
+        {peer: c.ratio_range for peer, c in compared.items()},
+        workload.target,
+        compared[TARGET_PEER].passed,
     )
 
 
-def run_floors(runner: asyncio.Runner, settings: Settings) -> list[FloorResult]:
+def run_floors(runner: asyncio.Runner, settings: SyncSettings) -> list[FloorResult]:
     env = FloorEnv(runner, HandOff())
     try:
         results = []
@@ -570,7 +574,7 @@ def _settle(baseline: int, limit_s: float = 2.0) -> tuple[int, float]:
 
 
 def run_thread_check(
-    impl: Impl, runner: asyncio.Runner, settings: Settings
+    impl: Impl, runner: asyncio.Runner, settings: SyncSettings
 ) -> ThreadResult:
     mixed_calls(impl, runner, max(100, settings.thread_calls // 20))  # warm-up
     gc.collect()
@@ -605,20 +609,7 @@ def run_thread_check(
 
 
 def impl_version(impl: Impl) -> str:
-    package = sys.modules[impl.sync_to_async.__module__.partition(".")[0]]
-    return str(getattr(package, "__version__", "unknown"))
-
-
-def print_header(machine: Machine, settings: Settings) -> None:
-    versions = ", ".join(f"{name} {v}" for name, v in machine.versions.items())
-    print(f"bench_sync: {versions} (ratios against {BASE})")
-    print(machine_line(machine))
-    mode = "  [--quick: tiny N, figures not meaningful]" if settings.quick else ""
-    print(
-        f"repetitions {settings.repeat}, scale {settings.scale:g}, "
-        f"order alternating, gc off while timing{mode}"
-    )
-    print()
+    return module_version(sys.modules[impl.sync_to_async.__module__.partition(".")[0]])
 
 
 def print_report(report: Report) -> None:
@@ -700,96 +691,52 @@ def print_report(report: Report) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_options(
+        argv,
         description=f"Benchmark {BASE} against {', '.join(PEERS)}: "
         "sync/async bridges and Local.",
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=7, help="repetitions per workload (default 7)"
-    )
-    parser.add_argument(
-        "--scale",
-        type=float,
-        default=1.0,
-        help="multiply every workload's N by this (default 1)",
-    )
-    parser.add_argument(
-        "--thread-calls",
-        type=int,
-        default=10_000,
-        help="mixed bridge calls in the thread check (default 10000)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: tiny N, 2 repetitions; exits 0 unless something raises",
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if any target is missed"
-    )
-    parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the results as JSON"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=900.0,
-        help="dump every thread's stack and exit 1 after this many seconds "
-        "(a bridge deadlock must not hang CI; default 900)",
-    )
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.scale <= 0 or args.thread_calls < 1:
-        parser.error("--repeat and --thread-calls must be >= 1, --scale > 0")
-    return args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = Settings(
-        repeat=2 if args.quick else args.repeat,
-        scale=args.scale,
-        quick=args.quick,
-        thread_calls=200 if args.quick else args.thread_calls,
-    )
-    faulthandler.dump_traceback_later(args.timeout, exit=True)
-    machine = machine_info({impl.name: impl_version(impl) for impl in IMPLS})
-    print_header(machine, settings)
-    report = Report(machine, settings)
-
-    with ExitStack() as stack:
-        # One loop per implementation (and one for the floors), never set as
-        # the main thread's current loop, so async_to_sync from the main
-        # thread really runs from a thread with no event loop.
-        runners = {
-            name: stack.enter_context(
-                asyncio.Runner(loop_factory=asyncio.new_event_loop)
+        hang="a bridge deadlock",
+        counts=[
+            CountOption(
+                "--thread-calls",
+                10_000,
+                "mixed bridge calls in the thread check (default 10000)",
             )
-            for name in [*(impl.name for impl in IMPLS), "floors"]
-        }
-        for workload in WORKLOADS:
-            print(f"  measuring {workload.name} ...", file=sys.stderr, flush=True)
-            report.workloads.append(run_workload(workload, runners, settings))
-        print("  measuring reference floors ...", file=sys.stderr, flush=True)
-        report.floors = run_floors(runners["floors"], settings)
-        for impl in IMPLS:
-            print(f"  thread check: {impl.name} ...", file=sys.stderr, flush=True)
-            report.threads.append(run_thread_check(impl, runners[impl.name], settings))
-    faulthandler.cancel_dump_traceback_later()
+        ],
+    )
+    settings = SyncSettings.from_args(
+        args, thread_calls=200 if args.quick else args.thread_calls
+    )
+    with watchdog(args.timeout):
+        machine = machine_info({impl.name: impl_version(impl) for impl in IMPLS})
+        print_header("bench_sync", machine, settings, aside=f"(ratios against {BASE})")
+        report = Report(machine, settings)
+
+        with ExitStack() as stack:
+            # One loop per implementation (and one for the floors). None is
+            # the main thread's current loop, so async_to_sync from the main
+            # thread really runs from a thread with no event loop.
+            runners = {
+                name: loop_runner(stack)
+                for name in [*(impl.name for impl in IMPLS), "floors"]
+            }
+            for workload in WORKLOADS:
+                progress(f"measuring {workload.name}")
+                report.workloads.append(run_workload(workload, runners, settings))
+            progress("measuring reference floors")
+            report.floors = run_floors(runners["floors"], settings)
+            for impl in IMPLS:
+                progress(f"thread check: {impl.name}")
+                report.threads.append(
+                    run_thread_check(impl, runners[impl.name], settings)
+                )
 
     print_report(report)
-    if args.json is not None:
-        args.json.write_text(json.dumps(asdict(report), indent=2) + "\n")
-        print(f"\nresults written to {args.json}")
-
+    save_json(report, args.json)
     missed = [w.name for w in report.workloads if w.passed is False]
     missed += [f"threads: {t.impl}" for t in report.threads if t.passed is False]
-    if missed:
-        note = " (not enforced with --quick)" if args.quick else ""
-        print(f"\nmissed{note}: {', '.join(missed)}")
-    if args.quick:
-        return 0
-    return 1 if args.check and missed else 0
+    return exit_status(missed, args)
 
 
 if __name__ == "__main__":

@@ -87,22 +87,14 @@ Run ``python benchmarks/bench_testing.py --help`` for the options; see
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import faulthandler
-import gc
 import importlib
-import importlib.metadata
-import json
-import statistics
 import sys
 import threading
 import time
 import types
 import warnings
-from collections.abc import Callable, Collection, Sequence
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +102,26 @@ import asgiref.testing
 import django.conf
 import httpx
 from _harness import (
-    Machine,
-    fmt_time,
+    Comparison,
+    Measure,
+    Report,
+    Settings,
+    Subject,
+    Workload,
+    drain,
+    exit_status,
+    expect,
     machine_info,
-    machine_line,
-    measure_series,
-    table,
-    verdict,
+    missed_targets,
+    module_version,
+    package_version,
+    parse_options,
+    print_header,
+    print_workloads,
+    run_workloads,
+    save_json,
+    settle,
+    watchdog,
 )
 
 try:
@@ -211,60 +216,20 @@ async def hello_app(scope: Message, receive: Receive, send: Send) -> None:
 # --------------------------------------------------------------------------- #
 # Workload bodies. Each measure function runs n operations on its own loop and
 # returns the elapsed nanoseconds; the per-operation figure is elapsed / n.
+# Each ends, inside the clock, with ``drain``: work a subject defers to the
+# loop is part of its cost. (httpx's requests never yield to the loop; each
+# leaves the loop's async-generator finaliser a callback that creates a task
+# to close the request body's generator.)
 # --------------------------------------------------------------------------- #
-
-Measure = Callable[[asyncio.Runner, int], int]
 
 QUEUE_REFERENCE = "bare asyncio.Queue pair (reference)"
 DIRECT_REFERENCE = "app awaited in place (reference)"
-
-
-def _others(keep: Collection[asyncio.Task[Any]] = ()) -> list[asyncio.Task[Any]]:
-    """Pending tasks other than the current one and ``keep``."""
-    current = asyncio.current_task()
-    return [t for t in asyncio.all_tasks() if t is not current and t not in keep]
-
-
-async def _drain(keep: Collection[asyncio.Task[Any]] = ()) -> None:
-    """Run the loop until nothing but the caller and ``keep`` is left pending.
-
-    Called inside the clock, at the end of every measurement: work a subject
-    defers to the loop is part of its cost. (httpx's requests never yield to
-    the loop; each leaves the loop's async-generator finaliser a callback that
-    creates a task to close the request body's generator.) Loop callbacks are
-    not visible, so the loop always runs twice.
-    """
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    for _ in range(1_000):
-        if not _others(keep):
-            return
-        await asyncio.sleep(0)
-
-
-async def _settle(subject: str) -> None:
-    """After the tear-down: fail if a task other than the caller's is left."""
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    left = _others()
-    if left:
-        msg = (
-            f"{subject}: {len(left)} task(s) still pending after a measurement: "
-            f"{left!r}; the benchmark must leave nothing behind"
-        )
-        raise RuntimeError(msg)
 
 
 async def _end(task: asyncio.Task[Any]) -> None:
     """Cancel ``task`` and wait until it has finished."""
     task.cancel()
     await asyncio.wait({task})
-
-
-def _expect(subject: str, got: object, wanted: object) -> None:
-    if got != wanted:
-        msg = f"{subject}: expected {wanted!r}, got {got!r}"
-        raise RuntimeError(msg)
 
 
 ECHO_MESSAGE: Message = {"type": "bench.echo", "payload": b"x" * 16}
@@ -278,15 +243,15 @@ def _round_trip(name: str, communicator_class: type[Any]) -> Measure:
             c = communicator_class(echo_app, asgiref_core.testing.http_scope())
             msg = ECHO_MESSAGE
             await c.send_input(msg)  # starts the application task
-            _expect(name, await c.receive_output(), msg)
+            expect(name, await c.receive_output(), msg)
             start = time.perf_counter_ns()
             for _ in range(n):
                 await c.send_input(msg)
                 await c.receive_output()
-            await _drain(keep={c.future})
+            await drain(keep={c.future})
             elapsed = time.perf_counter_ns() - start
             await _end(c.future)
-            await _settle(name)
+            await settle(name)
             return elapsed
 
         return runner.run(run())
@@ -310,10 +275,10 @@ def reference_queue_echo(runner: asyncio.Runner, n: int) -> int:
         for _ in range(n):
             await to_app.put(msg)
             await from_app.get()
-        await _drain(keep={task})
+        await drain(keep={task})
         elapsed = time.perf_counter_ns() - start
         await _end(task)
-        await _settle(QUEUE_REFERENCE)
+        await settle(QUEUE_REFERENCE)
         return elapsed
 
     return runner.run(run())
@@ -333,10 +298,10 @@ def _websocket_round_trip(*, validate: bool) -> Measure:
                 validate=validate,
             )
             await c.send_input({"type": "websocket.connect"})
-            _expect(name, await c.receive_output(), {"type": "websocket.accept"})
+            expect(name, await c.receive_output(), {"type": "websocket.accept"})
             msg = WEBSOCKET_TEXT
             await c.send_input(msg)
-            _expect(
+            expect(
                 name,
                 await c.receive_output(),
                 {"type": "websocket.send", "text": "hello"},
@@ -345,12 +310,12 @@ def _websocket_round_trip(*, validate: bool) -> Measure:
             for _ in range(n):
                 await c.send_input(msg)
                 await c.receive_output()
-            await _drain(keep={c.future})
+            await drain(keep={c.future})
             elapsed = time.perf_counter_ns() - start
             await c.send_input({"type": "websocket.disconnect", "code": 1000})
             await c.wait()  # raises what the application or the validator raised
-            _expect(name, c.violation, None)
-            await _settle(name)
+            expect(name, c.violation, None)
+            await settle(name)
             return elapsed
 
         return runner.run(run())
@@ -359,7 +324,7 @@ def _websocket_round_trip(*, validate: bool) -> Measure:
 
 
 def _check_get(subject: str, status: object, body: object) -> None:
-    _expect(subject, (status, body), (200, b"hello"))
+    expect(subject, (status, body), (200, b"hello"))
 
 
 def get_channels(runner: asyncio.Runner, n: int) -> int:
@@ -370,10 +335,10 @@ def get_channels(runner: asyncio.Runner, n: int) -> int:
         for _ in range(n):
             c = communicator(hello_app, "GET", "/")
             response = await c.get_response()
-        await _drain()
+        await drain()
         elapsed = time.perf_counter_ns() - start
         _check_get("channels", response["status"], response["body"])
-        await _settle("channels")
+        await settle("channels")
         return elapsed
 
     return runner.run(run())
@@ -390,17 +355,17 @@ def _get_asgiref_core(*, validate: bool) -> Measure:
                 for _ in range(n):
                     c = communicator(hello_app, "GET", "/")
                     response = await c.get_response()
-                await _drain()
+                await drain()
                 elapsed = time.perf_counter_ns() - start
             else:
                 start = time.perf_counter_ns()
                 for _ in range(n):
                     c = communicator(hello_app, "GET", "/", validate=False)
                     response = await c.get_response()
-                await _drain()
+                await drain()
                 elapsed = time.perf_counter_ns() - start
             _check_get(name, response.status, response.body)
-            await _settle(name)
+            await settle(name)
             return elapsed
 
         return runner.run(run())
@@ -417,10 +382,10 @@ def get_httpx(runner: asyncio.Runner, n: int) -> int:
             start = time.perf_counter_ns()
             for _ in range(n):
                 response = await client.get("/")
-            await _drain()
+            await drain()
             elapsed = time.perf_counter_ns() - start
         _check_get("httpx", response.status_code, response.content)
-        await _settle("httpx")
+        await settle("httpx")
         return elapsed
 
     return runner.run(run())
@@ -464,10 +429,10 @@ def reference_direct_call(runner: asyncio.Runner, n: int) -> int:
 
             scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
             await hello_app(scope, receive, send)
-        await _drain()
+        await drain()
         elapsed = time.perf_counter_ns() - start
         _check_get(DIRECT_REFERENCE, sent[0]["status"], sent[1]["body"])
-        await _settle(DIRECT_REFERENCE)
+        await settle(DIRECT_REFERENCE)
         return elapsed
 
     return runner.run(run())
@@ -478,50 +443,7 @@ def reference_direct_call(runner: asyncio.Runner, n: int) -> int:
 # --------------------------------------------------------------------------- #
 
 
-@dataclass(frozen=True)
-class Subject:
-    """One way of doing a workload's operation."""
-
-    name: str
-    measure: Measure
-    n_factor: float = 1.0  # its N is the workload's N times this
-    reference: bool = False  # no testing library: for context only
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """``median(numerator) / median(denominator)``, with an optional target."""
-
-    numerator: str
-    denominator: str
-    target: float | None = None
-    at_most: bool = False  # the target is a ceiling (<=) rather than a floor (>=)
-
-    @property
-    def label(self) -> str:
-        return f"{self.numerator} / {self.denominator}"
-
-    def target_text(self) -> str:
-        if self.target is None:
-            return "-"
-        return f"{'<=' if self.at_most else '>='} {self.target:g}x"
-
-    def met(self, ratio: float) -> bool | None:
-        if self.target is None:
-            return None
-        return ratio <= self.target if self.at_most else ratio >= self.target
-
-
-@dataclass(frozen=True)
-class Workload:
-    """Subjects measured against each other, and the ratios reported."""
-
-    name: str
-    n: int  # operations per measurement at --scale 1
-    subjects: tuple[Subject, ...]
-    comparisons: tuple[Comparison, ...]
-
-
+# A reference subject uses no testing library: it is there for context only.
 WORKLOADS: tuple[Workload, ...] = (
     Workload(
         "ApplicationCommunicator round trip",
@@ -575,281 +497,38 @@ WORKLOADS: tuple[Workload, ...] = (
 )
 
 # --------------------------------------------------------------------------- #
-# Measurement machinery.
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class Settings:
-    repeat: int
-    scale: float
-    quick: bool
-
-    def n(self, base: int, factor: float = 1.0) -> int:
-        if self.quick:
-            return max(1, round(base * factor) // 250)
-        return max(1, round(base * factor * self.scale))
-
-
-@dataclass
-class SubjectResult:
-    name: str
-    n: int
-    reference: bool
-    samples_ns: list[float]
-    median_ns: float
-    cycles_per_op: float  # median over the measurements
-
-
-@dataclass
-class ComparisonResult:
-    label: str
-    numerator: str
-    denominator: str
-    ratio: float  # median(numerator) / median(denominator)
-    ratio_range: tuple[float, float]  # min, max paired ratio
-    target: float | None
-    at_most: bool  # the target is a ceiling
-    target_text: str
-    passed: bool | None
-
-
-@dataclass
-class WorkloadResult:
-    name: str
-    subjects: list[SubjectResult]
-    comparisons: list[ComparisonResult]
-
-
-@dataclass
-class Report:
-    machine: Machine
-    settings: Settings
-    notes: list[str]
-    workloads: list[WorkloadResult] = field(default_factory=list)
-
-
-def run_workload(
-    workload: Workload, runners: dict[str, asyncio.Runner], settings: Settings
-) -> WorkloadResult:
-    n = {s.name: settings.n(workload.n, s.n_factor) for s in workload.subjects}
-    cycles: dict[str, list[float]] = {s.name: [] for s in workload.subjects}
-
-    def bind(subject: Subject) -> Callable[[int], int]:
-        runner = runners[f"{workload.name}: {subject.name}"]
-
-        def thunk(k: int) -> int:
-            elapsed = subject.measure(runner, k)
-            # Still inside the timed() block, after the clock has stopped.
-            cycles[subject.name].append(gc.collect() / k)
-            return elapsed
-
-        return thunk
-
-    subjects = [(s.name, bind(s)) for s in workload.subjects]
-    samples = measure_series(subjects, n, settings.repeat)
-    results = [
-        SubjectResult(
-            s.name,
-            n[s.name],
-            s.reference,
-            samples[s.name],
-            statistics.median(samples[s.name]),
-            # The first entry is the warm-up's.
-            statistics.median(cycles[s.name][1:]),
-        )
-        for s in workload.subjects
-    ]
-    median = {r.name: r.median_ns for r in results}
-    comparisons = []
-    for c in workload.comparisons:
-        ratio = median[c.numerator] / median[c.denominator]
-        # Pair the measurements of one repetition: they ran back to back.
-        paired = [
-            a / b
-            for a, b in zip(samples[c.numerator], samples[c.denominator], strict=True)
-        ]
-        comparisons.append(
-            ComparisonResult(
-                c.label,
-                c.numerator,
-                c.denominator,
-                ratio,
-                (min(paired), max(paired)),
-                c.target,
-                c.at_most,
-                c.target_text(),
-                c.met(ratio),
-            )
-        )
-    return WorkloadResult(workload.name, results, comparisons)
-
-
-# --------------------------------------------------------------------------- #
-# Output.
-# --------------------------------------------------------------------------- #
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def versions() -> dict[str, str]:
-    return {
-        "asgiref_core": str(getattr(asgiref_core, "__version__", "unknown")),
-        "asgiref": _version("asgiref"),
-        "channels": _version("channels"),
-        "django": _version("django"),
-        "httpx": _version("httpx"),
-        "starlette": _version("starlette"),
-    }
-
-
-def print_header(machine: Machine, settings: Settings, notes: Sequence[str]) -> None:
-    listed = ", ".join(f"{name} {v}" for name, v in machine.versions.items())
-    print(f"bench_testing: {listed}")
-    print(machine_line(machine))
-    mode = "  [--quick: tiny N, figures not meaningful]" if settings.quick else ""
-    print(
-        f"repetitions {settings.repeat}, scale {settings.scale:g}, "
-        f"order alternating, gc off while timing{mode}"
-    )
-    for note in notes:
-        print(f"note: {note}")
-    print()
-
-
-def print_report(report: Report) -> None:
-    rows = []
-    for w in report.workloads:
-        for i, s in enumerate(w.subjects):
-            rows.append(
-                [
-                    w.name if i == 0 else "",
-                    s.name,
-                    str(s.n),
-                    fmt_time(s.median_ns),
-                    f"{s.cycles_per_op:.2f}",
-                ]
-            )
-    print(f"Time per operation, median of {report.settings.repeat} repetitions")
-    print(
-        "(cycles/op = objects the cyclic garbage collector freed after a "
-        "measurement, per operation)"
-    )
-    print(table(["workload", "subject", "N", "median", "cycles/op"], rows, left=2))
-    print()
-
-    rows = []
-    for w in report.workloads:
-        for i, c in enumerate(w.comparisons):
-            low, high = c.ratio_range
-            rows.append(
-                [
-                    w.name if i == 0 else "",
-                    c.label,
-                    f"{c.ratio:.2f}x",
-                    f"{low:.2f}-{high:.2f}",
-                    c.target_text,
-                    verdict(c.passed),
-                ]
-            )
-    print("Ratios of the medians")
-    print(
-        "(a / b: how many times longer a takes than b; range = min-max of the "
-        "per-repetition ratios)"
-    )
-    print(table(["workload", "ratio", "value", "range", "target", "result"], rows, 2))
-
-
-# --------------------------------------------------------------------------- #
 # Entry point.
 # --------------------------------------------------------------------------- #
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Benchmark asgiref_core.testing against asgiref, Django "
-        "Channels, httpx and Starlette's TestClient.",
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=7, help="repetitions per workload (default 7)"
-    )
-    parser.add_argument(
-        "--scale",
-        type=float,
-        default=1.0,
-        help="multiply every workload's N by this (default 1)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: tiny N, 2 repetitions; exits 0 unless something raises",
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if any target is missed"
-    )
-    parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the results as JSON"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=900.0,
-        help="dump every thread's stack and exit 1 after this many seconds "
-        "(a hung application must not hang CI; default 900)",
-    )
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.scale <= 0:
-        parser.error("--repeat must be >= 1, --scale > 0")
-    return args
+def versions() -> dict[str, str]:
+    return {
+        "asgiref_core": module_version(asgiref_core),
+        "asgiref": package_version("asgiref"),
+        "channels": package_version("channels"),
+        "django": package_version("django"),
+        "httpx": package_version("httpx"),
+        "starlette": package_version("starlette"),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = Settings(
-        repeat=2 if args.quick else args.repeat, scale=args.scale, quick=args.quick
+    args = parse_options(
+        argv,
+        description="Benchmark asgiref_core.testing against asgiref, Django "
+        "Channels, httpx and Starlette's TestClient.",
+        hang="a hung application",
     )
-    faulthandler.dump_traceback_later(args.timeout, exit=True)
-    machine = machine_info(versions())
-    notes = [CHANNELS_IMPORT_NOTE]
-    print_header(machine, settings, notes)
-    report = Report(machine, settings, notes)
+    settings = Settings.from_args(args)
+    with watchdog(args.timeout):
+        machine = machine_info(versions())
+        notes = [CHANNELS_IMPORT_NOTE]
+        print_header("bench_testing", machine, settings, notes)
+        report = Report(machine, settings, notes, run_workloads(WORKLOADS, settings))
 
-    with ExitStack() as stack:
-        # One loop per subject, never set as the main thread's current loop.
-        runners = {
-            f"{w.name}: {s.name}": stack.enter_context(
-                asyncio.Runner(loop_factory=asyncio.new_event_loop)
-            )
-            for w in WORKLOADS
-            for s in w.subjects
-        }
-        for workload in WORKLOADS:
-            print(f"  measuring {workload.name} ...", file=sys.stderr, flush=True)
-            report.workloads.append(run_workload(workload, runners, settings))
-    faulthandler.cancel_dump_traceback_later()
-
-    print_report(report)
-    if args.json is not None:
-        args.json.write_text(json.dumps(asdict(report), indent=2) + "\n")
-        print(f"\nresults written to {args.json}")
-
-    missed = [
-        f"{w.name}: {c.label}"
-        for w in report.workloads
-        for c in w.comparisons
-        if c.passed is False
-    ]
-    if missed:
-        note = " (not enforced with --quick)" if args.quick else ""
-        print(f"\nmissed{note}: {', '.join(missed)}")
-    if args.quick:
-        return 0
-    return 1 if args.check and missed else 0
+    print_workloads(report.workloads, settings.repeat)
+    save_json(report, args.json)
+    return exit_status(missed_targets(report.workloads), args)
 
 
 if __name__ == "__main__":

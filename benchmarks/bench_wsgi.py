@@ -76,14 +76,9 @@ Run ``python benchmarks/bench_wsgi.py --help`` for the options; see
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import faulthandler
-import gc
-import importlib.metadata
 import io
-import json
 import os
 import statistics
 import sys
@@ -91,7 +86,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -100,14 +95,24 @@ import asgiref.wsgi
 from _harness import (
     Comparison,
     ComparisonResult,
-    Machine,
+    Report,
+    Settings,
     compare,
-    fmt_time,
+    drain,
+    exit_status,
+    loop_runner,
     machine_info,
-    machine_line,
-    measure_series,
-    table,
-    verdict,
+    measure_with_cycles,
+    missed_targets,
+    module_version,
+    package_version,
+    parse_options,
+    print_header,
+    print_workloads,
+    progress,
+    save_json,
+    settle,
+    watchdog,
 )
 
 try:
@@ -282,32 +287,6 @@ def _check_asgi_response(subject: str, messages: list[Message], body: bytes) -> 
         raise RuntimeError(msg)
 
 
-def _others() -> list[asyncio.Task[Any]]:
-    current = asyncio.current_task()
-    return [t for t in asyncio.all_tasks() if t is not current]
-
-
-async def _drain() -> None:
-    """Run the loop until no other task is pending (inside the clock)."""
-    await asyncio.sleep(0)
-    for _ in range(1_000):
-        if not _others():
-            return
-        await asyncio.sleep(0)
-
-
-async def _settle(subject: str) -> None:
-    """After the clock: fail if a task other than the caller's is left."""
-    await asyncio.sleep(0)
-    left = _others()
-    if left:
-        msg = (
-            f"{subject}: {len(left)} task(s) still pending after a measurement: "
-            f"{left!r}; the benchmark must leave nothing behind"
-        )
-        raise RuntimeError(msg)
-
-
 def asgi_requests(
     subject: str, runner: asyncio.Runner, app: AsgiApp, body: bytes
 ) -> Measure:
@@ -321,9 +300,9 @@ def asgi_requests(
                 client = _Client()
                 await app(dict(scope), client.receive, client.send)
                 _check_asgi_response(subject, client.messages, body)
-            await _drain()
+            await drain(ticks=1)  # inside the clock: deferred work is paid for
             elapsed = time.perf_counter_ns() - start
-            await _settle(subject)
+            await settle(subject, ticks=1)
             return elapsed
 
         return runner.run(run())
@@ -459,6 +438,9 @@ def every_thread_on_one_cpu() -> Iterator[None]:
 # --------------------------------------------------------------------------- #
 
 
+# Not the harness's Subject and Workload: a subject here brings its own loop
+# (or none: the WSGI driver calls from the main thread), and a workload has a
+# thread placement.
 @dataclass(frozen=True)
 class Subject:
     """One adapter doing a workload's request."""
@@ -505,8 +487,7 @@ def build_workloads(stack: ExitStack) -> tuple[list[Workload], list[str]]:
     """
 
     def runner() -> asyncio.Runner:
-        # Never set as the main thread's current loop.
-        return stack.enter_context(asyncio.Runner(loop_factory=asyncio.new_event_loop))
+        return loop_runner(stack)
 
     def wsgi_to_asgi(app: WsgiApp, body: bytes) -> tuple[Subject, ...]:
         peer = A2WSGI_WSGI_TO_ASGI(app)
@@ -579,22 +560,13 @@ def build_workloads(stack: ExitStack) -> tuple[list[Workload], list[str]]:
 
 
 # --------------------------------------------------------------------------- #
-# Measurement machinery.
+# Measurement and entry point.
 # --------------------------------------------------------------------------- #
 
 
-@dataclass(frozen=True)
-class Settings:
-    repeat: int
-    scale: float
-    quick: bool
-
-    def n(self, base: int) -> int:
-        if self.quick:
-            return max(1, base // 250)
-        return max(1, round(base * self.scale))
-
-
+# These two differ from the harness's SubjectResult and WorkloadResult, and so
+# does the JSON: no subject here is a reference, and a workload records its
+# thread placement.
 @dataclass
 class SubjectResult:
     name: str
@@ -612,17 +584,8 @@ class WorkloadResult:
     comparisons: list[ComparisonResult]
 
 
-@dataclass
-class Report:
-    machine: Machine
-    settings: Settings
-    notes: list[str]
-    workloads: list[WorkloadResult] = field(default_factory=list)
-
-
 def run_workload(workload: Workload, settings: Settings) -> WorkloadResult:
     n = settings.n(workload.n)
-    cycles: dict[str, list[float]] = {s.name: [] for s in workload.subjects}
 
     def bind(subject: Subject) -> Callable[[int], int]:
         def thunk(k: int) -> int:
@@ -632,23 +595,19 @@ def run_workload(workload: Workload, settings: Settings) -> WorkloadResult:
                 else contextlib.nullcontext()
             )
             with placement:
-                elapsed = subject.measure(k)
-            # Still inside the timed() block, after the clock has stopped.
-            cycles[subject.name].append(gc.collect() / k)
-            return elapsed
+                return subject.measure(k)
 
         return thunk
 
     subjects = [(s.name, bind(s)) for s in workload.subjects]
-    samples = measure_series(subjects, n, settings.repeat)
+    samples, cycles = measure_with_cycles(subjects, n, settings.repeat)
     results = [
         SubjectResult(
             s.name,
             n,
             samples[s.name],
             statistics.median(samples[s.name]),
-            # The first entry is the warm-up's.
-            statistics.median(cycles[s.name][1:]),
+            cycles[s.name],
         )
         for s in workload.subjects
     ]
@@ -656,23 +615,11 @@ def run_workload(workload: Workload, settings: Settings) -> WorkloadResult:
     return WorkloadResult(workload.name, workload.one_cpu, results, comparisons)
 
 
-# --------------------------------------------------------------------------- #
-# Output.
-# --------------------------------------------------------------------------- #
-
-
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def versions() -> dict[str, str]:
     return {
-        "asgiref_core": str(getattr(asgiref_core, "__version__", "unknown")),
-        "asgiref": _version("asgiref"),
-        "a2wsgi": _version("a2wsgi"),
+        "asgiref_core": module_version(asgiref_core),
+        "asgiref": package_version("asgiref"),
+        "a2wsgi": package_version("a2wsgi"),
     }
 
 
@@ -691,141 +638,33 @@ def placement_note() -> str:
     )
 
 
-def print_header(machine: Machine, settings: Settings, notes: Sequence[str]) -> None:
-    listed = ", ".join(f"{name} {v}" for name, v in machine.versions.items())
-    print(f"bench_wsgi: {listed}")
-    print(machine_line(machine))
-    mode = "  [--quick: tiny N, figures not meaningful]" if settings.quick else ""
-    print(
-        f"repetitions {settings.repeat}, scale {settings.scale:g}, "
-        f"order alternating, gc off while timing{mode}"
-    )
-    for note in notes:
-        print(f"note: {note}")
-    print()
-
-
-def print_report(report: Report) -> None:
-    rows = []
-    for w in report.workloads:
-        for i, s in enumerate(w.subjects):
-            rows.append(
-                [
-                    w.name if i == 0 else "",
-                    s.name,
-                    str(s.n),
-                    fmt_time(s.median_ns),
-                    f"{s.cycles_per_op:.2f}",
-                ]
-            )
-    print(f"Time per request, median of {report.settings.repeat} repetitions")
-    print(
-        "(cycles/op = objects the cyclic garbage collector freed after a "
-        "measurement, per request)"
-    )
-    print(table(["workload", "subject", "N", "median", "cycles/op"], rows, left=2))
-    print()
-
-    rows = []
-    for w in report.workloads:
-        for i, c in enumerate(w.comparisons):
-            low, high = c.ratio_range
-            rows.append(
-                [
-                    w.name if i == 0 else "",
-                    c.label,
-                    f"{c.ratio:.2f}x",
-                    f"{low:.2f}-{high:.2f}",
-                    c.target_text,
-                    verdict(c.passed),
-                ]
-            )
-    print("Ratios of the medians")
-    print(
-        "(a / b: how many times longer a takes than b, so above 1 means "
-        "asgiref_core is faster; range = min-max of the per-repetition ratios)"
-    )
-    print(table(["workload", "ratio", "value", "range", "target", "result"], rows, 2))
-
-
-# --------------------------------------------------------------------------- #
-# Entry point.
-# --------------------------------------------------------------------------- #
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_options(
+        argv,
         description="Benchmark asgiref_core's WSGI adapters against asgiref "
         "3.13's WsgiToAsgi and a2wsgi's WSGIMiddleware and ASGIMiddleware.",
+        hang="a deadlocked adapter",
     )
-    parser.add_argument(
-        "--repeat", type=int, default=7, help="repetitions per workload (default 7)"
-    )
-    parser.add_argument(
-        "--scale",
-        type=float,
-        default=1.0,
-        help="multiply every workload's N by this (default 1)",
-    )
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: tiny N, 2 repetitions; exits 0 unless something raises",
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if any target is missed"
-    )
-    parser.add_argument(
-        "--json", type=Path, metavar="PATH", help="also write the results as JSON"
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=900.0,
-        help="dump every thread's stack and exit 1 after this many seconds "
-        "(a deadlocked adapter must not hang CI; default 900)",
-    )
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.scale <= 0:
-        parser.error("--repeat must be >= 1, --scale > 0")
-    return args
+    settings = Settings.from_args(args)
+    with watchdog(args.timeout):
+        machine = machine_info(versions())
+        with ExitStack() as stack:
+            workloads, skipped = build_workloads(stack)
+            notes = [*NOTES, placement_note(), *skipped]
+            print_header("bench_wsgi", machine, settings, notes)
+            report = Report[WorkloadResult](machine, settings, notes)
+            for workload in workloads:
+                progress(f"measuring {workload.name}")
+                report.workloads.append(run_workload(workload, settings))
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = Settings(
-        repeat=2 if args.quick else args.repeat, scale=args.scale, quick=args.quick
+    print_workloads(
+        report.workloads,
+        settings.repeat,
+        unit="request",
+        reading=", so above 1 means asgiref_core is faster",
     )
-    faulthandler.dump_traceback_later(args.timeout, exit=True)
-    machine = machine_info(versions())
-
-    with ExitStack() as stack:
-        workloads, skipped = build_workloads(stack)
-        notes = [*NOTES, placement_note(), *skipped]
-        print_header(machine, settings, notes)
-        report = Report(machine, settings, notes)
-        for workload in workloads:
-            print(f"  measuring {workload.name} ...", file=sys.stderr, flush=True)
-            report.workloads.append(run_workload(workload, settings))
-    faulthandler.cancel_dump_traceback_later()
-
-    print_report(report)
-    if args.json is not None:
-        args.json.write_text(json.dumps(asdict(report), indent=2) + "\n")
-        print(f"\nresults written to {args.json}")
-
-    missed = [
-        f"{w.name}: {c.label}"
-        for w in report.workloads
-        for c in w.comparisons
-        if c.passed is False
-    ]
-    if missed:
-        note = " (not enforced with --quick)" if args.quick else ""
-        print(f"\nmissed{note}: {', '.join(missed)}")
-    if args.quick:
-        return 0
-    return 1 if args.check and missed else 0
+    save_json(report, args.json)
+    return exit_status(missed_targets(report.workloads), args)
 
 
 if __name__ == "__main__":
