@@ -19,6 +19,7 @@ __all__ = [
     "SPOOL_THRESHOLD",
     "TooManyHeadersError",
     "build_environ",
+    "excess_duplicate",
     "read_request_body",
 ]
 
@@ -159,6 +160,23 @@ def build_environ(
 def _native(text: str) -> str:
     """A decoded ASGI path as PEP 3333's native string of its UTF-8 bytes."""
     return text.encode("utf-8").decode("latin-1") if not text.isascii() else text
+
+
+def excess_duplicate(headers: Any, limit: int) -> TooManyHeadersError | None:
+    """The error for the first header repeated more than ``limit`` times, if any.
+
+    Counts as :func:`build_environ` does (by environ key), without building
+    anything, so a request can be refused before its body is read.
+    """
+    keys = _environ_keys
+    counts: dict[str, int] = {}
+    for raw_name, _ in headers:
+        key = keys.get(raw_name) or _environ_key(raw_name)
+        count = counts.get(key, 0) + 1
+        if count > limit:
+            return TooManyHeadersError(_header_name(raw_name), limit)
+        counts[key] = count
+    return None
 
 
 def _add_headers(

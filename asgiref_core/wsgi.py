@@ -19,6 +19,9 @@ from asgiref_core._wsgi_environ import (
     build_environ as _build_environ,
 )
 from asgiref_core._wsgi_environ import (
+    excess_duplicate as _excess_duplicate,
+)
+from asgiref_core._wsgi_environ import (
     read_request_body as _read_request_body,
 )
 from asgiref_core._wsgi_exchange import WsgiExchange as _WsgiExchange
@@ -122,18 +125,6 @@ def _checked_limit(limit: int | None) -> int | None:
         f"mean no limit); got {limit!r}"
     )
     raise ValueError(msg)
-
-
-def _excess_duplicate(headers: Any, limit: int) -> _TooManyHeadersError | None:
-    """The error for the first header repeated more than ``limit`` times, if any."""
-    counts: dict[bytes, int] = {}
-    for name, _ in headers:
-        key = bytes(name).lower()
-        count = counts.get(key, 0) + 1
-        if count > limit:
-            return _TooManyHeadersError(key.decode("latin-1"), limit)
-        counts[key] = count
-    return None
 
 
 async def _refuse(send: ASGISendCallable, error: _TooManyHeadersError) -> None:
