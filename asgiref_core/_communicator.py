@@ -296,6 +296,9 @@ class ApplicationCommunicator:
         self.cancel_on_timeout = cancel_on_timeout
         self._future: asyncio.Task[None] | None = None
         self._noted_error: BaseException | None = None
+        # The last failure raised to the caller, so that aclose() at teardown
+        # can leave out what the test has already seen.
+        self._raised: BaseException | None = None
         conversation = self._conversation = _Conversation(
             transcript_size, lean=self._lean_queues
         )
@@ -441,18 +444,26 @@ class ApplicationCommunicator:
 
     # -- beyond asgiref --------------------------------------------------------
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, repeat_seen: bool = True) -> None:
         """Cancel the application if it is still running and wait for it to end.
 
         Afterwards nothing of this communicator is left pending on the loop.
-        Raises a protocol violation or an application error that nobody has
-        seen yet.
+        Raises the protocol violation or application error the conversation
+        ended with; with ``repeat_seen=False`` only if no earlier call raised
+        it already (a test fixture's teardown uses that, so that a failure
+        the test saw, or expected with ``pytest.raises``, is not reported
+        twice).
         """
         if self._future is None:
             return
         if not self._future.done():
             await self._cancel_app()
-        self._raise_if_failed(cancelled_ok=True)
+        seen = self._raised
+        try:
+            self._raise_if_failed(cancelled_ok=True)
+        except BaseException as error:
+            if repeat_seen or error is not seen:
+                raise
 
     async def __aenter__(self) -> ApplicationCommunicator:
         return self
@@ -489,6 +500,7 @@ class ApplicationCommunicator:
         if future is not None and future.done():
             self._conversation.finished(future)
         if self._violation is not None:
+            self._raised = self._violation
             raise self._violation
         if future is None or not future.done():
             return
@@ -514,6 +526,7 @@ class ApplicationCommunicator:
                     f"The application had sent {unread} message(s) the test "
                     "never read; they are still in output_queue."
                 )
+            self._raised = error
             raise error
 
     async def _next_output(self, timeout: float) -> Message | None:

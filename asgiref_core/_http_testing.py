@@ -251,6 +251,11 @@ class HttpCommunicator(ApplicationCommunicator):
         return self._response
 
     @property
+    def body_complete(self) -> bool:
+        """Whether the last body chunk arrived (trailers may still follow)."""
+        return self._body_complete
+
+    @property
     def response_complete(self) -> bool:
         """Whether the application finished the response (body and trailers)."""
         return self._complete

@@ -285,6 +285,38 @@ class InMemoryChannelLayer(BaseChannelLayer):
                 for group, members in self._groups.items()
             }
 
+    def pending(self, channel: str) -> list[dict[str, Any]]:
+        """Copies of the messages queued on ``channel``, oldest first.
+
+        This exists so tests (and the plugin's fixtures) can see what is
+        queued without receiving it: nothing is removed, and expired messages
+        are dropped first, as ``receive`` would drop them. The result holds
+        copies, so a test that changes them cannot alter what a receiver later
+        gets. An unknown or empty channel gives ``[]`` and, like every idle
+        channel, is given no state.
+        """
+        self.require_valid_channel_name(channel)
+        with self._lock:
+            self._expire(time.monotonic())
+            state = self._channels.get(channel)
+            if state is None:
+                return []
+            # Copied under the lock: once received, a message belongs to its
+            # receiver, which may change it while a copy is being made.
+            return [_copy_message(message) for _, message, _ in state.messages]
+
+    def group_members(self, group: str) -> list[str]:
+        """The channels currently in ``group``, sorted; ``[]`` for an unknown group.
+
+        This exists so tests can check who a ``group_send`` would reach.
+        Memberships past ``group_expiry``, and those of channels whose
+        messages expired, are dropped first, as any other operation would.
+        """
+        self.require_valid_group_name(group)
+        with self._lock:
+            self._expire(time.monotonic())
+            return sorted(self._groups.get(group, ()))
+
     # -- internals (the lock is held) -------------------------------------------
 
     def _take(self, channel: str) -> tuple[dict[str, Any], bool] | None:

@@ -13,11 +13,13 @@ from pytest_asgiref import hookspecs
 __all__ = ["pytest_addhooks", "pytest_plugins"]
 
 # The private plugin modules pytest loads alongside this one.
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = [
+    "pytest_asgiref._options",
+    "pytest_asgiref._markers",
+    "pytest_asgiref._loops",
+    "pytest_asgiref._fixtures",
+]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    # pluggy rejects a module that declares no hooks; the first specifications
-    # arrive with the plugin's features.
-    if any(name.startswith("pytest_asgiref_") for name in vars(hookspecs)):
-        pluginmanager.add_hookspecs(hookspecs)
+    pluginmanager.add_hookspecs(hookspecs)

@@ -325,3 +325,144 @@ class TestMemory:
             receiver.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await receiver
+
+
+class TestInspection:
+    async def test_pending_lists_queued_messages_oldest_first(self) -> None:
+        layer = InMemoryChannelLayer()
+        for number in range(3):
+            await layer.send("c", {"type": "m", "n": number})
+        assert layer.pending("c") == [
+            {"type": "m", "n": 0},
+            {"type": "m", "n": 1},
+            {"type": "m", "n": 2},
+        ]
+
+    async def test_pending_consumes_nothing(self) -> None:
+        layer = InMemoryChannelLayer()
+        await layer.send("c", {"type": "first"})
+        await layer.send("c", {"type": "second"})
+        layer.pending("c")
+        assert len(layer.pending("c")) == 2
+        assert await layer.receive("c") == {"type": "first"}
+        assert layer.pending("c") == [{"type": "second"}]
+        assert await layer.receive("c") == {"type": "second"}
+        assert layer.pending("c") == []
+
+    async def test_pending_returns_copies_the_queue_does_not_see_changed(
+        self,
+    ) -> None:
+        layer = InMemoryChannelLayer()
+        await layer.send("c", {"type": "m", "deep": {"list": [1]}})
+        await layer.group_add("g", "a")
+        await layer.group_add("g", "b")
+        await layer.group_send("g", {"type": "shared", "n": 1})
+        shown = layer.pending("c")
+        shown[0]["deep"]["list"].append(2)
+        shown[0]["type"] = "changed"
+        shown.clear()
+        layer.pending("a")[0]["n"] = 2
+        assert layer.pending("c") == [{"type": "m", "deep": {"list": [1]}}]
+        assert await layer.receive("c") == {"type": "m", "deep": {"list": [1]}}
+        assert await layer.receive("a") == {"type": "shared", "n": 1}
+        assert await layer.receive("b") == {"type": "shared", "n": 1}
+
+    async def test_pending_leaves_out_expired_messages_as_receive_does(
+        self,
+    ) -> None:
+        layer = InMemoryChannelLayer(expiry=0.05)
+        await layer.send("c", {"type": "old"})
+        await layer.group_add("g", "c")
+        await asyncio.sleep(0.1)
+        await layer.send("other", {"type": "fresh"})  # expires "c" too
+        assert layer.pending("c") == []
+        assert layer.pending("other") == [{"type": "fresh"}]
+        await layer.send("c", {"type": "new"})
+        assert layer.pending("c") == [{"type": "new"}]
+        assert await layer.receive("c") == {"type": "new"}
+        # A channel whose message expired left its groups, for both views.
+        assert layer.group_members("g") == []
+
+    async def test_pending_itself_drops_expired_messages(self) -> None:
+        layer = InMemoryChannelLayer(expiry=0.05)
+        await layer.send("c", {"type": "old"})
+        await asyncio.sleep(0.1)
+        assert layer.pending("c") == []  # no other operation ran meanwhile
+        assert "c" not in layer._channels
+
+    async def test_pending_on_an_unknown_or_drained_channel_is_empty(self) -> None:
+        layer = InMemoryChannelLayer()
+        assert layer.pending("never.used") == []
+        assert layer.pending("specific.inmemory!abc") == []
+        await layer.send("c", {"type": "m"})
+        await layer.receive("c")
+        assert layer.pending("c") == []
+
+    async def test_pending_on_an_unknown_channel_creates_no_state(self) -> None:
+        layer = InMemoryChannelLayer()
+        await layer.send("busy", {"type": "m"})
+        channels_before = dict(layer._channels)
+        groups_before = dict(layer._groups)
+        for number in range(100):
+            assert layer.pending(f"unknown{number}") == []
+            assert layer.group_members(f"unknown{number}") == []
+        assert layer._channels == channels_before
+        assert layer._groups == groups_before
+        assert layer._memberships == {}
+
+    async def test_pending_with_a_receiver_waiting_is_empty(self) -> None:
+        layer = InMemoryChannelLayer()
+        receiver = asyncio.create_task(layer.receive("c"))
+        await asyncio.sleep(0)
+        assert layer.pending("c") == []
+        await layer.send("c", {"type": "m"})
+        assert await asyncio.wait_for(receiver, 5) == {"type": "m"}
+
+    @pytest.mark.parametrize("name", ["bad name", "x" * 100, 7, None])
+    async def test_invalid_names_raise_the_layers_type_error(self, name: Any) -> None:
+        layer = InMemoryChannelLayer()
+        with pytest.raises(TypeError) as from_send:
+            await layer.send(name, {"type": "m"})
+        with pytest.raises(TypeError) as from_pending:
+            layer.pending(name)
+        assert str(from_pending.value) == str(from_send.value)
+        assert str(from_pending.value).startswith("Channel name must be")
+        with pytest.raises(TypeError) as from_group_add:
+            await layer.group_add(name, "c")
+        with pytest.raises(TypeError) as from_group_members:
+            layer.group_members(name)
+        assert str(from_group_members.value) == str(from_group_add.value)
+        assert str(from_group_members.value).startswith("Group name must be")
+
+    async def test_group_names_with_a_local_part_are_not_group_names(self) -> None:
+        layer = InMemoryChannelLayer()
+        with pytest.raises(TypeError, match=r"^Group name must be"):
+            layer.group_members("g!local")
+
+    async def test_group_members_follow_add_and_discard_sorted(self) -> None:
+        layer = InMemoryChannelLayer()
+        assert layer.group_members("room") == []
+        for name in ["b", "c", "a"]:
+            await layer.group_add("room", name)
+        await layer.group_add("room", "b")  # a renewal adds no duplicate
+        await layer.group_add("other", "z")
+        assert layer.group_members("room") == ["a", "b", "c"]
+        await layer.group_discard("room", "b")
+        assert layer.group_members("room") == ["a", "c"]
+        await layer.group_discard("room", "a")
+        await layer.group_discard("room", "c")
+        assert layer.group_members("room") == []
+        assert layer.group_members("other") == ["z"]
+        members = layer.group_members("other")
+        members.append("intruder")  # a new list: the layer is untouched
+        assert layer.group_members("other") == ["z"]
+
+    async def test_group_members_leave_out_expired_memberships(self) -> None:
+        layer = InMemoryChannelLayer(group_expiry=0.05)
+        await layer.group_add("room", "old")
+        await asyncio.sleep(0.1)
+        await layer.group_add("room", "new")
+        assert layer.group_members("room") == ["new"]
+        await asyncio.sleep(0.1)
+        assert layer.group_members("room") == []  # expired by the call itself
+        assert layer._groups == {}

@@ -1,0 +1,154 @@
+"""Run an application's lifespan around the tests that drive it.
+
+Startup happens before the test, on the loop the test's communicators use,
+and shutdown after it; with a wider ``lifespan_scope`` once per class,
+module, package or session, kept in a cache keyed by the scope's node, the
+application and the loop. A failed startup fails every test that needed it
+with the application's message, without running startup again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pytest
+
+from asgiref_core.testing import LifespanCommunicator, LifespanOutcome
+from pytest_asgiref._loops import LOOP_SCOPES, ServingLoop
+from pytest_asgiref._markers import LoadedApp, fail_for
+
+__all__ = ["RunningLifespan", "lifespan_state"]
+
+
+@dataclass(slots=True)
+class RunningLifespan:
+    """One started lifespan; ``state`` is ``None`` if the app has none."""
+
+    communicator: LifespanCommunicator
+    outcome: LifespanOutcome
+    app: object
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        return self.communicator.state if self.outcome.complete else None
+
+
+_CACHE_KEY: Final = pytest.StashKey[dict[tuple[str, int, int], RunningLifespan]]()
+
+
+def _scope_node(
+    request: pytest.FixtureRequest, scope: str
+) -> pytest.Item | pytest.Collector:
+    item: pytest.Item = request.node
+    wanted: dict[str, type[pytest.Collector]] = {
+        "class": pytest.Class,
+        "module": pytest.Module,
+        "package": pytest.Package,
+    }
+    if scope in wanted:
+        node = item.getparent(wanted[scope])
+        if node is not None:
+            return node
+        if scope == "class":
+            module = item.getparent(pytest.Module)
+            if module is not None:
+                return module
+    return request.session
+
+
+def _check_loop_lives_long_enough(
+    request: pytest.FixtureRequest, scope: str, serving: ServingLoop, where: str
+) -> None:
+    if LOOP_SCOPES.index(serving.scope) >= LOOP_SCOPES.index(scope):
+        return
+    fail_for(
+        request.node,
+        f"{where}: lifespan_scope={scope!r} needs this async test's event loop "
+        f"to live as long, but pytest-asyncio runs it in a {serving.scope!r}-"
+        f"scoped loop. Mark the tests with "
+        f"@pytest.mark.asyncio(loop_scope={scope!r}) (or set "
+        f"asyncio_default_test_loop_scope), or use lifespan_scope="
+        f"{serving.scope!r}",
+    )
+
+
+async def _start(app: LoadedApp, validate: Any) -> RunningLifespan:
+    communicator = LifespanCommunicator(app.asgi, validate=validate)
+    outcome = await communicator.startup()
+    if not outcome.complete:
+        # A failed or unsupported lifespan has nothing to shut down; make
+        # sure its task is gone from the loop.
+        await communicator.aclose()
+    return RunningLifespan(communicator=communicator, outcome=outcome, app=app.asgi)
+
+
+async def _stop(running: RunningLifespan) -> LifespanOutcome | None:
+    if not running.outcome.complete:
+        return None
+    return await running.communicator.shutdown()
+
+
+def _report_shutdown(where: str, outcome: LifespanOutcome | None) -> None:
+    if outcome is not None and outcome.failed:
+        msg = f"{where}: the application's lifespan shutdown failed: {outcome.message}"
+        pytest.fail(msg, pytrace=False)
+
+
+def lifespan_state(
+    request: pytest.FixtureRequest,
+    app: LoadedApp,
+    serving: ServingLoop,
+    validate: Any,
+) -> dict[str, Any] | None:
+    """Start (or reuse) the lifespan this test needs; its ``state``, if any."""
+    choice = app.choice
+    if choice.lifespan == "off":
+        return None
+    where = f"{choice.source} (lifespan={choice.lifespan!r})"
+    if app.kind == "wsgi":
+        if choice.lifespan == "on":
+            fail_for(
+                request.node,
+                f"{where}: a WSGI application has no lifespan; use lifespan='auto' "
+                "or 'off'",
+            )
+        return None
+    scope = choice.lifespan_scope
+    if scope == "function":
+        running = serving.run(_start(app, validate))
+        shutdown_where = f"{request.node.nodeid}: {where}"
+        request.addfinalizer(
+            lambda: _report_shutdown(shutdown_where, serving.run(_stop(running)))
+        )
+    else:
+        if not serving.blocking:
+            _check_loop_lives_long_enough(request, scope, serving, where)
+        node = _scope_node(request, scope)
+        cache = request.config.stash.setdefault(_CACHE_KEY, {})
+        key = (node.nodeid, id(app.original), id(serving.loop))
+        cached = cache.get(key)
+        if cached is None:
+            running = cache[key] = serving.run(_start(app, validate))
+            shutdown_where = f"{node.nodeid or 'session'}: {where}"
+
+            def stop(running: RunningLifespan = running) -> None:
+                del cache[key]
+                _report_shutdown(shutdown_where, serving.run(_stop(running)))
+
+            node.addfinalizer(stop)
+        else:
+            running = cached
+    outcome = running.outcome
+    if outcome.failed:
+        fail_for(
+            request.node,
+            f"{where}: the application's lifespan startup failed: {outcome.message}",
+        )
+    if not outcome.supported and choice.lifespan == "on":
+        fail_for(
+            request.node,
+            f"{where}: the application does not support the lifespan protocol "
+            f"({outcome.describe()}); use lifespan='auto' to run without it",
+        )
+    return running.state

@@ -1,0 +1,109 @@
+"""Which event loop a test's fixtures use, and how setup and teardown reach it.
+
+An ``async def`` test run by pytest-asyncio gets its fixtures on the test's
+own loop, whatever its loop scope: a family of tiny async fixtures, one per
+loop scope, reports the running loop through pytest-asyncio's public
+``loop_scope`` option, and setup and teardown run work on that loop while it
+is idle between tests. A sync test gets the session's :class:`Portal`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypeVar
+
+import pytest
+import pytest_asyncio
+
+from pytest_asgiref._portal import Portal
+
+__all__ = [
+    "LOOP_SCOPES",
+    "ServingLoop",
+    "async_loop_scope",
+    "portal_of",
+    "serving_loop_for",
+]
+
+T = TypeVar("T")
+
+LOOP_SCOPES: Final = ("function", "class", "module", "package", "session")
+
+_PORTAL_KEY: Final = pytest.StashKey[Portal]()
+
+
+@dataclass(frozen=True, slots=True)
+class ServingLoop:
+    """The loop serving one test.
+
+    ``blocking`` is true for sync tests, whose fixtures hand out blocking
+    objects that go through the portal. ``scope`` is how long the loop lives,
+    in pytest's scope names.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    scope: str
+    portal: Portal | None
+
+    @property
+    def blocking(self) -> bool:
+        return self.portal is not None
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the loop from setup or teardown code."""
+        if self.portal is not None:
+            return self.portal.call(coroutine)
+        # pytest-asyncio's loop is idle between its tests' coroutines.
+        return self.loop.run_until_complete(coroutine)
+
+
+def portal_of(config: pytest.Config) -> Portal:
+    """The session's portal, started on first use and closed with the session."""
+    portal = config.stash.get(_PORTAL_KEY, None)
+    if portal is None or portal.loop.is_closed():
+        portal = config.stash[_PORTAL_KEY] = Portal()
+        config.add_cleanup(portal.close)
+    return portal
+
+
+def async_loop_scope(item: pytest.Item) -> str:
+    """The loop scope pytest-asyncio runs the async test ``item`` in."""
+    marker = item.get_closest_marker("asyncio")
+    scope = None
+    if marker is not None:
+        scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")
+    if scope is None:
+        scope = item.config.getini("asyncio_default_test_loop_scope") or "function"
+    return str(scope)
+
+
+def serving_loop_for(request: pytest.FixtureRequest) -> ServingLoop:
+    item = request.node
+    if isinstance(item, pytest.Item) and pytest_asyncio.is_async_test(item):
+        scope = async_loop_scope(item)
+        loop = request.getfixturevalue(f"_asgi_loop_{scope}")
+        return ServingLoop(loop=loop, scope=scope, portal=None)
+    portal = portal_of(request.config)
+    return ServingLoop(loop=portal.loop, scope="session", portal=portal)
+
+
+_ScopeName = Literal["function", "class", "module", "package", "session"]
+
+
+def _running_loop_fixture(scope: _ScopeName) -> Any:
+    async def running_loop() -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    return pytest_asyncio.fixture(
+        running_loop, loop_scope=scope, name=f"_asgi_loop_{scope}"
+    )
+
+
+# One per loop scope; pytest finds fixtures among a plugin module's globals.
+_asgi_loop_function = _running_loop_fixture("function")
+_asgi_loop_class = _running_loop_fixture("class")
+_asgi_loop_module = _running_loop_fixture("module")
+_asgi_loop_package = _running_loop_fixture("package")
+_asgi_loop_session = _running_loop_fixture("session")
