@@ -247,6 +247,28 @@ async def test_aclose_leaves_nothing_pending() -> None:
     assert not other_tasks()
 
 
+async def test_aclose_repeats_a_failure_unless_told_it_was_seen() -> None:
+    communicator = ApplicationCommunicator(send_twice_then_fail, {"type": "test"})
+    await communicator.send_input({"type": "go"})
+    with pytest.raises(ValueError, match="app broke"):
+        await communicator.wait()
+    # A teardown passes repeat_seen=False: the test already saw this error.
+    await communicator.aclose(repeat_seen=False)
+    with pytest.raises(ValueError, match="app broke"):
+        await communicator.aclose()
+
+
+async def test_aclose_raises_a_failure_nobody_saw_even_when_told_not_to_repeat() -> (
+    None
+):
+    communicator = ApplicationCommunicator(send_twice_then_fail, {"type": "test"})
+    await communicator.send_input({"type": "go"})
+    await asyncio.sleep(0.01)
+    assert communicator.future.done()
+    with pytest.raises(ValueError, match="app broke"):
+        await communicator.aclose(repeat_seen=False)
+
+
 async def test_async_with_closes_and_keeps_the_block_error() -> None:
     async def block() -> None:
         async with ApplicationCommunicator(silent, {"type": "test"}) as communicator:

@@ -225,8 +225,10 @@ async def test_iter_body_streams_to_the_end() -> None:
         await send({"type": "http.response.body", "body": b"c"})
 
     communicator = HttpCommunicator(app, "GET", "/")
+    assert not communicator.body_complete
     chunks = [chunk async for chunk in communicator.iter_body()]
     assert chunks == [b"a", b"b", b"c"]
+    assert communicator.body_complete
     assert communicator.response_complete
     response = await communicator.get_response()
     assert response.body == b"abc"
