@@ -456,10 +456,12 @@ class ApplicationCommunicator:
         """
         if self._future is None:
             return
-        if not self._future.done():
-            await self._cancel_app()
         seen = self._raised
         try:
+            if not self._future.done():
+                # An application may end with the error it raised before
+                # when cancelled: that counts as seen too.
+                await self._cancel_app()
             self._raise_if_failed(cancelled_ok=True)
         except BaseException as error:
             if repeat_seen or error is not seen:

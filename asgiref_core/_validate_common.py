@@ -44,7 +44,7 @@ class _Missing:
 MISSING: object = _Missing()
 
 HEADERS_EXPECTED = (
-    "an iterable of [name, value] pairs of byte strings with lowercase names, "
+    "an iterable of [name, value] pairs of byte strings, "
     "such as [(b'content-type', b'text/plain')]"
 )
 BYTES_EXPECTED = "a byte string (bytes; bytearray and memoryview are not allowed)"
@@ -294,9 +294,10 @@ def header_problem(
 
     Every entry must be a ``[name, value]`` pair of byte strings with a
     non-empty name. Headers an application sends (``response``) must also have
-    lowercase names and no HTTP/2 pseudo headers (names starting with ``:``);
-    a ``forbidden`` name is refused as well. The scope's request headers need
-    not be lowercase: the specification only recommends it.
+    no HTTP/2 pseudo headers (names starting with ``:``); a ``forbidden`` name
+    is refused as well. Header case is not checked (see the interpretations
+    in the validation reference: Django sends ``Content-Type``, and every
+    server accepts it).
 
     A one-shot iterator (a generator, say) is not looked into, as reading it
     here would leave nothing for the server.
@@ -337,8 +338,6 @@ def header_problem(
         if not name:
             return f"header names must not be empty (got {abbreviate(item)})"
         if response:
-            if not name.islower() and name != name.lower():
-                return f"header names must be lowercase (got {name!r})"
             if name[0] == 58:  # b":"
                 return f"pseudo headers such as {name!r} must not be sent"
             if name == forbidden:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from asgiref_core.testing import ApplicationCommunicator
+from asgiref_core.testing import ApplicationCommunicator, http_scope
 from asgiref_core.validate import ASGIProtocolError
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(20)]
@@ -267,6 +267,28 @@ async def test_aclose_raises_a_failure_nobody_saw_even_when_told_not_to_repeat()
     assert communicator.future.done()
     with pytest.raises(ValueError, match="app broke"):
         await communicator.aclose(repeat_seen=False)
+
+
+async def test_aclose_does_not_repeat_a_seen_failure_the_cancelled_app_reraises() -> (
+    None
+):
+    # Like Django's handler: the app's send fails in a child task, the app
+    # keeps listening, and re-raises that same error when cancelled.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        bad = {"type": "http.response.start", "status": "200"}
+        child = asyncio.create_task(send(bad))
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await child
+            raise
+
+    communicator = ApplicationCommunicator(app, http_scope(), validate=True)
+    await communicator.send_input({"type": "http.request"})
+    with pytest.raises(ASGIProtocolError):
+        await communicator.receive_output()
+    await communicator.aclose(repeat_seen=False)
 
 
 async def test_async_with_closes_and_keeps_the_block_error() -> None:

@@ -502,7 +502,7 @@ def test_a_long_repr_is_cut() -> None:
 def test_checkers_raise_then_continue() -> None:
     checker = check_scope(HTTP_SCOPE)
     messages = [
-        {"type": "http.response.start", "status": 200, "headers": [(b"A", b"1")]},
+        {"type": "http.response.start", "status": 200, "headers": [(b":a", b"1")]},
         {"type": "http.response.body", "body": b"x"},
     ]
     with pytest.raises(ASGIProtocolError):

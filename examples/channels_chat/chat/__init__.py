@@ -1,0 +1,1 @@
+"""A Django Channels chat: rooms over WebSocket, messages kept in the database."""
