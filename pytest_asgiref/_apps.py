@@ -11,7 +11,7 @@ import importlib
 import inspect
 from typing import Any, Final, Literal
 
-__all__ = ["AppError", "AppKind", "classify", "load_app"]
+__all__ = ["AppError", "AppKind", "as_asgi3", "classify", "load_app"]
 
 AppKind = Literal["asgi", "wsgi"]
 
@@ -130,3 +130,29 @@ def classify(app: object) -> AppKind:
         "them, say which with the marker option kind='asgi' or kind='wsgi'"
     )
     raise AppError(msg)
+
+
+def as_asgi3(app: Any) -> Any:
+    """``app``, an ASGI application, in a form the communicators call as ASGI 3.
+
+    Like asgiref, the communicators take any callable that is not a coroutine
+    function for an ASGI 2 double callable. :func:`classify` also accepts a
+    plain function of three arguments that returns an awaitable; such an app
+    gets a thin ``async def`` around it so that it is called as ASGI 3.
+    """
+    if (
+        inspect.isclass(app)
+        or getattr(app, "_asgi_single_callable", False)
+        or getattr(app, "_asgi_double_callable", False)
+        or _is_coroutine_callable(app)
+        or (isinstance(app, functools.partial) and _is_coroutine_callable(app.func))
+    ):
+        return app
+    count = _positional_count(app)
+    if count is None or count < 3:
+        return app
+
+    async def application(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+
+    return application

@@ -214,10 +214,12 @@ class BlockingHttpClient:
         path: str = "/",
         body: bytes | Iterable[bytes] = b"",
         headers: Any = None,
+        *,
+        json: Any = NO_JSON,
         **options: Any,
     ) -> BlockingHttpCommunicator:
         """An HTTP communicator for one request, closed at teardown."""
-        communicator = self.client(method, path, body, headers, **options)
+        communicator = self.client(method, path, body, headers, json=json, **options)
         return BlockingHttpCommunicator(communicator, self._portal)
 
     def request(

@@ -10,7 +10,7 @@ The blocking twins for sync tests are in :mod:`pytest_asgiref._blocking`.
 from __future__ import annotations
 
 import json as json_module
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from asgiref_core.testing import (
@@ -41,7 +41,10 @@ def request_body(
     if body:
         msg = "pass the request body as body= or as json=, not both"
         raise TypeError(msg)
-    headers = list(options.get("headers") or [])
+    given = options.get("headers") or []
+    # Headers may come as a mapping or as (name, value) pairs, as for the
+    # communicators; keep them as pairs to add the content type.
+    headers = list(given.items() if isinstance(given, Mapping) else given)
     if not any(_header_name(name) == b"content-type" for name, _ in headers):
         headers.append((b"content-type", b"application/json"))
     options["headers"] = headers
@@ -70,10 +73,18 @@ class AsyncHttpClient:
         path: str = "/",
         body: bytes | Iterable[bytes] = b"",
         headers: Any = None,
+        *,
+        json: Any = NO_JSON,
         **options: Any,
     ) -> HttpCommunicator:
-        """An HTTP communicator for one request, closed at teardown."""
-        options.update(method=method, path=path, body=body, headers=headers)
+        """An HTTP communicator for one request, closed at teardown.
+
+        ``json`` encodes the body and sets ``content-type``, as for
+        :meth:`request`.
+        """
+        options["headers"] = headers
+        options["body"] = request_body(body, json, options)
+        options.update(method=method, path=path)
         return self._serving.open("asgi_http", HttpCommunicator, options, kind="http")
 
     async def request(

@@ -65,7 +65,7 @@ def loaded_app(request: pytest.FixtureRequest) -> LoadedApp:
         return cached
     choice = choice_for(item)
     if not choice.source:
-        supplied = request.config.hook.pytest_asgiref_app(request=request)
+        supplied = request.node.ihook.pytest_asgiref_app(request=request)
         if supplied is None:
             fail_for(item, _NO_APP)
         choice = AppChoice(
@@ -117,12 +117,25 @@ def asgi_state(_asgi_serving: Serving) -> dict[str, Any]:
     state = _asgi_serving.state
     if state is None:
         choice = _asgi_serving.app.choice
+        if _asgi_serving.app.kind == "wsgi":
+            why = (
+                f"the application from {choice.source} is a WSGI application, "
+                "and WSGI has no lifespan"
+            )
+        elif choice.lifespan == "off":
+            why = (
+                "the test runs with lifespan='off'; use lifespan='auto' or "
+                "'on' to run the application's lifespan"
+            )
+        else:
+            why = (
+                f"the application from {choice.source} does not support the "
+                "lifespan protocol; use lifespan='on' to fail such a test at "
+                "setup instead"
+            )
         fail_for(
             _asgi_serving.request.node,
-            f"asgi_state: there is no lifespan state ({choice.source} has "
-            f"lifespan={choice.lifespan!r}, and the application "
-            f"{'is WSGI' if _asgi_serving.app.kind == 'wsgi' else 'ran none'}); "
-            "use lifespan='on' to require one",
+            f"asgi_state: there is no lifespan state: {why}",
         )
     return state  # type: ignore[return-value]
 

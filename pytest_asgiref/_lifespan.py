@@ -9,6 +9,7 @@ with the application's message, without running startup again.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -51,9 +52,9 @@ def _scope_node(
         if node is not None:
             return node
         if scope == "class":
-            module = item.getparent(pytest.Module)
-            if module is not None:
-                return module
+            # As for pytest's class-scoped fixtures (and pytest-asyncio's
+            # class-scoped loops): a test outside a class is its own class.
+            return item
     return request.session
 
 
@@ -75,11 +76,21 @@ def _check_loop_lives_long_enough(
 
 async def _start(app: LoadedApp, validate: Any) -> RunningLifespan:
     communicator = LifespanCommunicator(app.asgi, validate=validate)
-    outcome = await communicator.startup()
+    try:
+        outcome = await communicator.startup()
+    except BaseException:
+        # A startup that broke the protocol or timed out: leave no task behind,
+        # and report what startup raised rather than what closing adds.
+        with contextlib.suppress(Exception):
+            await communicator.aclose()
+        raise
     if not outcome.complete:
         # A failed or unsupported lifespan has nothing to shut down; make
-        # sure its task is gone from the loop.
-        await communicator.aclose()
+        # sure its task is gone from the loop. What the application raised
+        # is part of the outcome (its ``error``), not a failure of its own:
+        # raising on the lifespan scope is how an app says "unsupported".
+        with contextlib.suppress(Exception):
+            await communicator.aclose()
     return RunningLifespan(communicator=communicator, outcome=outcome, app=app.asgi)
 
 
@@ -90,8 +101,19 @@ async def _stop(running: RunningLifespan) -> LifespanOutcome | None:
 
 
 def _report_shutdown(where: str, outcome: LifespanOutcome | None) -> None:
-    if outcome is not None and outcome.failed:
+    if outcome is None or outcome.complete:
+        return
+    if outcome.failed:
         msg = f"{where}: the application's lifespan shutdown failed: {outcome.message}"
+        pytest.fail(msg, pytrace=False)
+    if outcome.error is not None:
+        # It completed startup, so it does support lifespan: raising on
+        # lifespan.shutdown is a crash, not a polite "unsupported".
+        error = outcome.error
+        msg = (
+            f"{where}: the application raised during lifespan shutdown: "
+            f"{type(error).__name__}: {error}"
+        )
         pytest.fail(msg, pytrace=False)
 
 

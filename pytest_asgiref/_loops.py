@@ -10,6 +10,7 @@ is idle between tests. A sync test gets the session's :class:`Portal`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeVar
@@ -17,6 +18,7 @@ from typing import Any, Final, Literal, TypeVar
 import pytest
 import pytest_asyncio
 
+from pytest_asgiref._markers import fail_for
 from pytest_asgiref._portal import Portal
 
 __all__ = [
@@ -85,6 +87,16 @@ def serving_loop_for(request: pytest.FixtureRequest) -> ServingLoop:
         scope = async_loop_scope(item)
         loop = request.getfixturevalue(f"_asgi_loop_{scope}")
         return ServingLoop(loop=loop, scope=scope, portal=None)
+    if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+        # Blocking objects would block its loop, and awaiting them fails
+        # with a TypeError that says nothing about why.
+        fail_for(
+            item,
+            "this async test is not run by pytest-asyncio (it is unmarked, or "
+            "another plugin such as anyio's runs it), so the asgi_* fixtures "
+            "cannot serve it on its event loop; mark it with "
+            "@pytest.mark.asyncio or set asyncio_mode = auto",
+        )
     portal = portal_of(request.config)
     return ServingLoop(loop=portal.loop, scope="session", portal=portal)
 

@@ -7,13 +7,13 @@ no marker says. The result is an :class:`AppChoice`, resolved once per test.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import pytest
 
-from pytest_asgiref._apps import AppError, AppKind, classify, load_app
+from pytest_asgiref._apps import AppError, AppKind, as_asgi3, classify, load_app
 from pytest_asgiref._options import (
     LIFESPAN_MODES,
     LIFESPAN_SCOPES,
@@ -77,6 +77,9 @@ def fail_for(item: pytest.Item, problem: str) -> None:
 
 def _option(item: pytest.Item, name: str, value: object, where: str) -> object:
     """Check one marker option's value; booleans become their spelled mode."""
+    if value is None and name in ("kind", "scope"):
+        # The documented defaults: detect the kind, override nothing.
+        return value
     spellings = _BOOLEAN_SPELLINGS.get(name)
     if spellings is not None and isinstance(value, bool):
         value = spellings[value]
@@ -112,12 +115,17 @@ def choice_for(item: pytest.Item) -> AppChoice:
             fail_for(
                 item,
                 f"{where}: takes one application, got {len(mark.args)} positional "
-                f"arguments {mark.args!r}",
+                f"arguments {mark.args!r}; pass the options by keyword, such as "
+                "lifespan='off'",
             )
         arguments = dict(mark.kwargs)
         if "app" in arguments:
             if mark.args:
-                fail_for(item, f"{where}: the application is given twice")
+                fail_for(
+                    item,
+                    f"{where}: the application is given twice, as {mark.args[0]!r} "
+                    f"and as app={arguments['app']!r}; pass it once",
+                )
             mark_app = arguments.pop("app")
         else:
             mark_app = mark.args[0] if mark.args else None
@@ -161,18 +169,56 @@ def load_choice(item: pytest.Item, choice: AppChoice) -> LoadedApp:
             app = cache[value]
         else:
             app = value
-        kind = choice.kind or classify(app)
     except AppError as error:
         fail_for(item, f"{choice.source}: {error}")
         raise  # unreachable: pytest.fail raises
-    asgi: Any = app
+    try:
+        # A forced kind skips detection, not the check that app is callable.
+        forced = choice.kind if callable(app) else None
+        kind = forced or classify(app)
+    except AppError as error:
+        # Name the path too: the object alone may not say where it came from.
+        named = f"{value!r}: " if isinstance(value, str) else ""
+        fail_for(item, f"{choice.source}: {named}{error}")
+        raise  # unreachable: pytest.fail raises
+    asgi: Any
     if kind == "wsgi":
         # Imported on first use: most suites never wrap a WSGI application.
         from asgiref_core.wsgi import WsgiToAsgi  # noqa: PLC0415
 
         asgi = WsgiToAsgi(app)  # type: ignore[arg-type]
+    else:
+        asgi = as_asgi3(app)
     return LoadedApp(choice=choice, original=app, kind=kind, asgi=asgi)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+
+
+_LONE_CALLABLE_HINT: Final = (
+    "pytest takes a lone function or class passed to a marker as the object "
+    "being decorated, so `pytestmark = pytest.mark.asgi_app(application)` "
+    "marks the application instead of making a marker. Pass application "
+    "objects by keyword: pytest.mark.asgi_app(app=application), or use a "
+    "'package.module:attribute' path."
+)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    # pytest's own error ("got <function app> instead of Mark") does not say
+    # why; add the reason when the module uses this marker.
+    if (
+        report.failed
+        and isinstance(collector, pytest.Module)
+        and "instead of Mark" in str(report.longrepr)
+        and "asgi_app" in collector.path.read_text(errors="replace")
+    ):
+        add_section = getattr(report.longrepr, "addsection", None)
+        if add_section is not None:
+            add_section("pytest-asgiref", _LONE_CALLABLE_HINT)
+    return report

@@ -23,6 +23,7 @@ __all__ = [
     "report_header",
     "resolve_settings",
     "settings_of",
+    "without_password",
 ]
 
 LIFESPAN_MODES: Final = ("auto", "on", "off")
@@ -176,13 +177,26 @@ def settings_of(config: pytest.Config) -> Settings:
     return config.stash.get(SETTINGS_KEY, None) or resolve_settings(config)
 
 
+def without_password(url: str) -> str:
+    """``url`` with its credentials and any ``password=`` parameter masked."""
+    base, question, query = url.partition("?")
+    scheme, separator, rest = base.partition("://")
+    if "@" in rest:
+        rest = f"***@{rest.rpartition('@')[2]}"
+    if question:
+        parts = query.split("&")
+        for index, part in enumerate(parts):
+            key = part.partition("=")[0]
+            if key.lower() == "password":
+                parts[index] = f"{key}=***"
+        query = "&".join(parts)
+    return f"{scheme}{separator}{rest}{question}{query}"
+
+
 def report_header(config: pytest.Config) -> str:
     settings = settings_of(config)
-    layer = settings.channel_layer
-    if "@" in layer:
-        # Keep a password in a Redis URL out of CI logs.
-        scheme, _, rest = layer.partition("://")
-        layer = f"{scheme}://***@{rest.rpartition('@')[2]}"
+    # Keep a password in a Redis URL out of CI logs.
+    layer = without_password(settings.channel_layer)
     return (
         f"asgiref: app={settings.app or '(marker)'}"
         f" lifespan={settings.lifespan}/{settings.lifespan_scope}"

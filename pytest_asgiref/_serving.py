@@ -65,7 +65,7 @@ class Serving:
     _adjusts: bool = False
 
     def __post_init__(self) -> None:
-        hook = self.request.config.hook.pytest_asgiref_scope
+        hook = self.request.node.ihook.pytest_asgiref_scope
         self._adjusts = bool(self.app.choice.scope) or bool(hook.get_hookimpls())
 
     def open(
@@ -115,7 +115,7 @@ class Serving:
             # What the test passed wins over the marker's defaults.
             scope.update(user)
         if self._adjusts:
-            self.request.config.hook.pytest_asgiref_scope(
+            self.request.node.ihook.pytest_asgiref_scope(
                 scope=scope, request=self.request
             )
         return scope
@@ -130,11 +130,18 @@ class Serving:
             except ASGIProtocolError as violation:
                 problems.append(
                     f"{fixture}: the application broke the ASGI protocol after "
-                    f"the test's last read:\n{violation}"
+                    f"the test's last read:\n{_with_notes(violation)}"
                 )
             except Exception as error:
                 problems.append(
                     f"{fixture}: the application raised after the test's last "
-                    f"read: {type(error).__name__}: {error}"
+                    f"read: {type(error).__name__}: {_with_notes(error)}"
                 )
         return problems
+
+
+def _with_notes(error: BaseException) -> str:
+    """``str(error)`` and its notes (a violation's transcript is one), as a
+    traceback would show them."""
+    notes: list[str] = getattr(error, "__notes__", [])
+    return "\n".join([str(error), *notes])

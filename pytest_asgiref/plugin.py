@@ -18,6 +18,9 @@ pytest_plugins: list[str] = [
     "pytest_asgiref._markers",
     "pytest_asgiref._loops",
     "pytest_asgiref._fixtures",
+    "pytest_asgiref._fixtures_layer",
+    "pytest_asgiref._fixtures_server",
+    "pytest_asgiref._fixtures_wsgi",
 ]
 
 
