@@ -21,6 +21,8 @@ pytest_plugins: list[str] = [
     "pytest_asgiref._fixtures_layer",
     "pytest_asgiref._fixtures_server",
     "pytest_asgiref._fixtures_wsgi",
+    "pytest_asgiref._threads",
+    "pytest_asgiref._hangs",
 ]
 
 
