@@ -20,6 +20,9 @@ T = TypeVar("T")
 
 PORTAL_THREAD_NAME: Final = "pytest_asgiref-portal"
 
+# How long closing the portal waits for leftover tasks to end once cancelled.
+_CLOSE_GRACE: Final = 2.0
+
 
 class Portal:
     """An event loop running in a daemon thread, started on creation."""
@@ -51,7 +54,9 @@ class Portal:
         for task in tasks:
             task.cancel()
         if tasks:
-            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            # An application that swallows its cancellation must not hang the
+            # end of the session: teardown has reported it already.
+            self.loop.run_until_complete(asyncio.wait(tasks, timeout=_CLOSE_GRACE))
 
     @property
     def thread(self) -> threading.Thread:
@@ -79,8 +84,13 @@ class Portal:
             raise
 
     def close(self) -> None:
-        """Cancel what still runs, stop the loop and join its thread."""
+        """Cancel what still runs, stop the loop and join its thread.
+
+        A thread that does not end in time (an application blocking the loop
+        for good) is left behind: it is a daemon thread, and the session
+        ends without it.
+        """
         if self.loop.is_closed() or not self._thread.is_alive():
             return
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
+        self._thread.join(_CLOSE_GRACE * 2)
