@@ -10,23 +10,10 @@ runs, and everything opened is closed at teardown.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from asgiref_core.testing import ApplicationCommunicator
-from pytest_asgiref._blocking import (
-    BlockingCommunicator,
-    BlockingHttpClient,
-    BlockingLifespanFactory,
-    BlockingWebsocketFactory,
-)
-from pytest_asgiref._clients import (
-    AsyncHttpClient,
-    AsyncLifespanFactory,
-    AsyncWebsocketFactory,
-)
-from pytest_asgiref._lifespan import lifespan_state
 from pytest_asgiref._loops import serving_loop_for
 from pytest_asgiref._markers import (
     AppChoice,
@@ -35,7 +22,9 @@ from pytest_asgiref._markers import (
     fail_for,
     load_choice,
 )
-from pytest_asgiref._serving import Serving, validate_mode
+
+if TYPE_CHECKING:
+    from pytest_asgiref._serving import Serving
 
 __all__ = [
     "asgi_app",
@@ -94,6 +83,9 @@ def asgi_app(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture
 def _asgi_serving(request: pytest.FixtureRequest) -> Iterator[Serving]:
+    from pytest_asgiref._lifespan import lifespan_state
+    from pytest_asgiref._serving import Serving, validate_mode
+
     app = loaded_app(request)
     loop = serving_loop_for(request)
     validate = validate_mode(app.choice.validate)
@@ -148,6 +140,9 @@ def asgi_communicator(_asgi_serving: Serving) -> Any:
     ``pytest_asgiref_scope`` hook, carrying the lifespan state. Blocking in
     sync tests.
     """
+    from asgiref_core.testing import ApplicationCommunicator
+    from pytest_asgiref._blocking import BlockingCommunicator
+
     serving = _asgi_serving
     arguments: dict[str, Any] = {}
     if serving.state is not None:
@@ -166,6 +161,9 @@ def asgi_communicator(_asgi_serving: Serving) -> Any:
 def asgi_http(_asgi_serving: Serving) -> Any:
     """Send HTTP requests to the app: ``asgi_http.get("/")``, or call it for a
     communicator (``asgi_http("POST", "/upload", body=...)``)."""
+    from pytest_asgiref._blocking import BlockingHttpClient
+    from pytest_asgiref._clients import AsyncHttpClient
+
     client = AsyncHttpClient(_asgi_serving)
     portal = _asgi_serving.loop.portal
     return client if portal is None else BlockingHttpClient(client, portal)
@@ -174,6 +172,9 @@ def asgi_http(_asgi_serving: Serving) -> Any:
 @pytest.fixture
 def asgi_websocket(_asgi_serving: Serving) -> Any:
     """Open WebSocket communicators to the app: ``asgi_websocket("/ws")``."""
+    from pytest_asgiref._blocking import BlockingWebsocketFactory
+    from pytest_asgiref._clients import AsyncWebsocketFactory
+
     factory = AsyncWebsocketFactory(_asgi_serving)
     portal = _asgi_serving.loop.portal
     return factory if portal is None else BlockingWebsocketFactory(factory, portal)
@@ -186,6 +187,9 @@ def asgi_lifespan(_asgi_serving: Serving) -> Any:
     Usually combined with ``@pytest.mark.asgi_app(..., lifespan="off")`` so
     that the automatic lifespan does not run as well.
     """
+    from pytest_asgiref._blocking import BlockingLifespanFactory
+    from pytest_asgiref._clients import AsyncLifespanFactory
+
     factory = AsyncLifespanFactory(_asgi_serving)
     portal = _asgi_serving.loop.portal
     return factory if portal is None else BlockingLifespanFactory(factory, portal)

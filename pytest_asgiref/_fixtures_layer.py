@@ -22,11 +22,6 @@ from typing import Any, Final
 
 import pytest
 
-from asgiref_core.inmemory import InMemoryChannelLayer
-from pytest_asgiref._layer_harness import (
-    AsyncChannelLayerHarness,
-    BlockingChannelLayerHarness,
-)
 from pytest_asgiref._loops import serving_loop_for
 from pytest_asgiref._markers import fail_for
 from pytest_asgiref._options import settings_of, without_password
@@ -48,6 +43,8 @@ def redis_prefix() -> str:
 
 def _build_layer(request: pytest.FixtureRequest, url: str) -> Any:
     if url == "memory":
+        from asgiref_core.inmemory import InMemoryChannelLayer
+
         return InMemoryChannelLayer()
     try:
         core = importlib.import_module("channels_redis.core")
@@ -123,6 +120,11 @@ def asgi_channel_layer(request: pytest.FixtureRequest) -> Iterator[Any]:
     supplied = request.node.ihook.pytest_asgiref_channel_layer(request=request, url=url)
     owned = supplied is None
     layer = _build_layer(request, url) if owned else supplied
+    from pytest_asgiref._layer_harness import (
+        AsyncChannelLayerHarness,
+        BlockingChannelLayerHarness,
+    )
+
     harness = AsyncChannelLayerHarness(layer)
     restore = swap_into_channels(layer)
     try:

@@ -40,7 +40,7 @@ def asgi_wsgi_app(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield app.original
         return
     # Imported on first use: most suites never serve ASGI to a WSGI client.
-    from asgiref_core.wsgi import AsgiToWsgi  # noqa: PLC0415
+    from asgiref_core.wsgi import AsgiToWsgi
 
     adapter = AsgiToWsgi(
         app.asgi,
