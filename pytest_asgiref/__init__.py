@@ -1,11 +1,21 @@
 """pytest_asgiref: the pytest plugin for testing ASGI applications.
 
 The plugin is loaded through the ``pytest11`` entry point ``asgiref``; nothing
-needs importing from here in a test suite.
+needs importing from here in a test suite. The warning classes are here so
+that ``-W error::pytest_asgiref.PytestAsgiThreadLeakWarning`` and the like
+can name them.
 """
 
 from __future__ import annotations
 
 from asgiref_core import __version__
+from pytest_asgiref._threads_report import (
+    PytestAsgiPendingTaskWarning,
+    PytestAsgiThreadLeakWarning,
+)
 
-__all__ = ["__version__"]
+__all__ = [
+    "PytestAsgiPendingTaskWarning",
+    "PytestAsgiThreadLeakWarning",
+    "__version__",
+]

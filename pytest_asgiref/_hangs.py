@@ -1,5 +1,502 @@
-"""Placeholder: filled in by the diagnostics it is named after."""
+"""Hang reports and deadlock detection: ``--asgi-timeout`` and pytest-timeout.
+
+With ``--asgi-timeout SECONDS`` (ini ``asgi_timeout``, marker
+``@pytest.mark.asgi_timeout(seconds)``, which wins), each phase of a test
+(setup, call, teardown) gets that long. A phase that outlives it is cancelled
+on its own loop: an async test's task is cancelled, a sync test's portal call
+or ``async_to_sync`` wait is cancelled. The test then fails with a report of
+its pending tasks, communicators and bridge waits, and the session carries
+on. While a phase runs, a cycle of waits that involves the test (a thread
+waiting for a loop that waits for that thread) fails it at once, named.
+
+When pytest-timeout is installed, its timer is set up here instead
+(``pytest_timeout_set_timer``, the hook it offers for that), so that the same
+report comes with its failure (signal method: a report section) or its
+stack dump (thread method, which then ends the process as usual).
+
+The machinery lives in ``_hangs_watch`` (the watchdog), ``_hangs_cycles``
+(deadlocks), ``_hangs_report`` (the text) and ``_hangs_frames`` (reading
+threads and tasks).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import asyncio
+import importlib
+import math
+import signal
+import threading
+import time
+from collections.abc import Generator
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any, Final
+
+import pytest
+
+from pytest_asgiref._markers import fail_for
+from pytest_asgiref._options import settings_of
+from pytest_asgiref._serving import Serving
+
+if TYPE_CHECKING:
+    from asgiref_core.testing import ApplicationCommunicator
+    from pytest_asgiref._hangs_cycles import Deadlock, Scene
+    from pytest_asgiref._hangs_report import ReportInputs
+    from pytest_asgiref._hangs_watch import Watch
+
+# The machinery (_hangs_watch, _hangs_cycles, _hangs_report, _hangs_frames)
+# is imported only once a run needs it: a run that never sets a time limit,
+# or never times out, does not pay for loading it.
+
+__all__ = [
+    "MARKER_HELP",
+    "HangWatcher",
+    "TimeoutReports",
+    "hang_report",
+    "pytest_collection_modifyitems",
+    "pytest_configure",
+]
+
+MARKER_HELP: Final = (
+    "asgi_timeout(seconds): cancel the test if its setup, call or teardown "
+    "runs longer, and fail it with a hang report (overrides --asgi-timeout; "
+    "0 turns the limit off)"
+)
+
+_WATCHER_NAME: Final = "asgiref-hang-watch"
+_TIMEOUT_REPORTS_NAME: Final = "asgiref-timeout-reports"
+# Frames of the test's thread searched for communicators it holds.
+_TEST_FRAMES: Final = 40
+
+# (seconds, where the limit comes from) per test; seconds 0 means none.
+_LIMIT_KEY: Final = pytest.StashKey[tuple[float, str]]()
+# The report made when pytest-timeout fired, for the phase's test report.
+_TIMEOUT_REPORT_KEY: Final = pytest.StashKey[str]()
+
+
+# -- the report ------------------------------------------------------------------
+
+
+def _serving_of(item: pytest.Item) -> Serving | None:
+    """The test's served application, if its fixtures already set it up."""
+    funcargs = getattr(item, "funcargs", None)
+    serving = funcargs.get("_asgi_serving") if isinstance(funcargs, dict) else None
+    return serving if isinstance(serving, Serving) else None
+
+
+def _own_loops(
+    item: pytest.Item, thread: threading.Thread, scene: Scene
+) -> list[tuple[str, asyncio.AbstractEventLoop | None]]:
+    loops: list[tuple[str, asyncio.AbstractEventLoop | None]] = [
+        ("the test's ", loop)
+        for loop, ident in scene.loop_threads.items()
+        if ident == thread.ident
+    ]
+    serving = _serving_of(item)
+    if serving is not None:
+        label = "the portal's " if serving.loop.blocking else "the test's "
+        loops.append((label, serving.loop.loop))
+    return loops
+
+
+def _report_inputs(
+    item: pytest.Item, thread: threading.Thread, scene: Scene
+) -> ReportInputs:
+    from pytest_asgiref._hangs_frames import (  # noqa: PLC0415 - see above
+        coroutine_frames,
+        innermost_frames,
+    )
+    from pytest_asgiref._hangs_report import (  # noqa: PLC0415
+        ReportInputs,
+        communicators_in,
+        report_loops,
+    )
+
+    loops = report_loops(scene, _own_loops(item, thread, scene))
+    communicators: list[tuple[str, ApplicationCommunicator]] = []
+    serving = _serving_of(item)
+    if serving is not None:
+        communicators += serving.opened
+    frame = scene.frames.get(thread.ident or 0)
+    communicators += communicators_in(
+        innermost_frames(frame, _TEST_FRAMES), "held by the test"
+    )
+    for _, loop in loops:
+        if loop.is_closed():
+            continue
+        for task in asyncio.all_tasks(loop):
+            frames = coroutine_frames(task.get_coro())
+            communicators += communicators_in(
+                frames, f"held by task {task.get_name()!r}"
+            )
+    return ReportInputs(thread, loops, communicators)
+
+
+def hang_report(
+    item: pytest.Item,
+    thread: threading.Thread,
+    headline: str,
+    scene: Scene | None = None,
+    deadlock: Deadlock | None = None,
+) -> str:
+    """The whole report: ``headline``, the deadlock if any, then the sections."""
+    from pytest_asgiref._hangs_cycles import find_deadlock, look  # noqa: PLC0415
+    from pytest_asgiref._hangs_report import ReportInputs, build_report  # noqa: PLC0415
+
+    scene = scene or look()
+    lines = [headline]
+    if deadlock is None:
+        deadlock = find_deadlock(scene, [thread], everywhere=True)
+    if deadlock is not None:
+        lines.append(deadlock.format())
+    try:
+        inputs = _report_inputs(item, thread, scene)
+    except Exception as error:  # the test moved on while we looked
+        inputs = ReportInputs(thread, [], [])
+        lines.append(f"(could not find the test's loops: {error!r})")
+    lines.append(build_report(inputs, scene, deadlock))
+    return "\n".join(lines)
+
+
+# -- --asgi-timeout ----------------------------------------------------------------
+
+
+def _limit(item: pytest.Item) -> tuple[float, str]:
+    """The test's time limit and where it comes from, checked once."""
+    cached = item.stash.get(_LIMIT_KEY, None)
+    if cached is not None:
+        return cached
+    # Cached before checking: a bad marker fails setup once, not each phase.
+    item.stash[_LIMIT_KEY] = (0.0, "")
+    marker = item.get_closest_marker("asgi_timeout")
+    if marker is not None:
+        seconds = _marker_seconds(item, marker)
+        limit = (seconds, f"@pytest.mark.asgi_timeout({seconds:g})")
+    else:
+        seconds = settings_of(item.config).timeout
+        if item.config.getoption("asgi_timeout") is not None:
+            source = f"--asgi-timeout {seconds:g}"
+        else:
+            source = f"asgi_timeout = {seconds:g} in the ini file"
+        limit = (seconds, source)
+    item.stash[_LIMIT_KEY] = limit
+    return limit
+
+
+def _marker_seconds(item: pytest.Item, marker: pytest.Mark) -> float:
+    where = "@pytest.mark.asgi_timeout"
+    arguments = dict(marker.kwargs)
+    value = arguments.pop("seconds", None)
+    if arguments:
+        unknown = ", ".join(sorted(arguments))
+        fail_for(item, f"{where}: unknown option(s) {unknown} (valid: seconds)")
+    if value is None and len(marker.args) == 1:
+        value = marker.args[0]
+    elif value is None or marker.args:
+        fail_for(
+            item,
+            f"{where}: takes one number of seconds, such as "
+            f"@pytest.mark.asgi_timeout(5) (got args={marker.args!r}, "
+            f"kwargs={marker.kwargs!r})",
+        )
+    valid = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+    if not valid:
+        fail_for(
+            item,
+            f"{where}: {value!r} is not a valid time limit; give a number of "
+            "seconds such as 5 or 2.5, or 0 to turn the limit off for this test",
+        )
+    return float(value)
+
+
+class HangWatcher:
+    """The ``--asgi-timeout`` plugin object, registered only when needed."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from pytest_asgiref._hangs_watch import Watch, Watchdog  # noqa: PLC0415
+
+        self.config = config
+        self.dog = Watchdog(self._report, self._test_tasks)
+        self._watch = Watch
+        self._limited: pytest.Item | None = None
+        self._limit: tuple[float, str] = (0.0, "")
+
+    def _report(self, watch: Watch, scene: Scene, deadlock: Deadlock | None) -> str:
+        elapsed = time.monotonic() - watch.started
+        if deadlock is None:
+            headline = (
+                f"{watch.item.nodeid}: the test's {watch.phase} ran longer than "
+                f"{watch.seconds:g}s ({watch.source}), so pytest-asgiref ended "
+                "it. What it was waiting for:"
+            )
+        else:
+            headline = (
+                f"{watch.item.nodeid}: a deadlock stopped the test's "
+                f"{watch.phase} after {elapsed:.1f}s, so pytest-asgiref failed "
+                f"it without waiting for the {watch.seconds:g}s limit "
+                f"({watch.source}):"
+            )
+        return hang_report(watch.item, watch.thread, headline, scene, deadlock)
+
+    def _test_tasks(self, watch: Watch, scene: Scene) -> list[Any]:
+        """Pending tasks on the loop the test's own thread runs (async tests)."""
+        return [
+            task
+            for loop, ident in scene.loop_threads.items()
+            if ident == watch.thread.ident and not loop.is_closed()
+            for task in asyncio.all_tasks(loop)
+        ]
+
+    def _arm(self, item: pytest.Item, phase: str) -> Watch | None:
+        # The three phases of one test come in a row: keep its limit at hand.
+        if self._limited is not item:
+            # Reset first: a bad marker raises, and must not leave the last
+            # test's limit for this one's other phases.
+            self._limited, self._limit = item, (0.0, "")
+            self._limit = _limit(item)
+        seconds, source = self._limit
+        if not seconds:
+            return None
+        watch = self._watch(
+            item, phase, seconds, source, threading.current_thread(), time.monotonic()
+        )
+        self.dog.arm(watch)
+        return watch
+
+    def _given_up(self, watch: Watch) -> bool:
+        """Stop watching; whether the watchdog gave up on the phase."""
+        self.dog.disarm(watch)
+        return watch.reason is not None
+
+    def pytest_enter_pdb(self) -> None:
+        # A debugging session is no hang: stop watching this phase.
+        watch = self.dog.current
+        if watch is not None:
+            self.dog.disarm(watch)
+
+    # The three phases alike; written out, as they run for every test.
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        watch = self._arm(item, "setup")
+        if watch is None:
+            return (yield)
+        try:
+            result = yield
+        except BaseException:
+            if not self._given_up(watch):
+                raise
+        else:
+            if not self._given_up(watch):
+                return result
+        # Outside the except clause: the cancellation it caught is noise.
+        pytest.fail(_message(watch), pytrace=False)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        watch = self._arm(item, "call")
+        if watch is None:
+            return (yield)
+        try:
+            result = yield
+        except BaseException:
+            if not self._given_up(watch):
+                raise
+        else:
+            if not self._given_up(watch):
+                return result
+        pytest.fail(_message(watch), pytrace=False)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, Any, Any]:
+        watch = self._arm(item, "teardown")
+        if watch is None:
+            return (yield)
+        try:
+            result = yield
+        except BaseException:
+            if not self._given_up(watch):
+                raise
+        else:
+            if not self._given_up(watch):
+                return result
+        pytest.fail(_message(watch), pytrace=False)
+
+
+def _message(watch: Watch) -> str:
+    return "\n".join([watch.message, *watch.notes])
+
+
+def _enable_watcher(config: pytest.Config) -> None:
+    if config.pluginmanager.get_plugin(_WATCHER_NAME) is not None:
+        return
+    watcher = HangWatcher(config)
+    config.pluginmanager.register(watcher, _WATCHER_NAME)
+    watcher.dog.start()
+
+    def stop() -> None:
+        watcher.dog.stop()
+        config.pluginmanager.unregister(watcher)
+
+    config.add_cleanup(stop)
+
+
+# -- pytest-timeout -----------------------------------------------------------------
+
+
+def _pytest_timeout() -> ModuleType | None:
+    """pytest-timeout's module, if it is installed with the functions used here."""
+    try:
+        pytest_timeout = importlib.import_module("pytest_timeout")
+    except ImportError:
+        return None
+    needed = ("timeout_sigalrm", "timeout_timer", "is_debugging")
+    return pytest_timeout if all(hasattr(pytest_timeout, n) for n in needed) else None
+
+
+class TimeoutReports:
+    """Sets pytest-timeout's timer up so that its timeouts carry the report.
+
+    pytest-timeout offers ``pytest_timeout_set_timer`` for other timer set-ups
+    and keeps its own behaviour in plain functions: this sets up the same
+    timer (``SIGALRM``, or a timer thread), and when it fires writes the
+    report first, then hands over to pytest-timeout's own function, which
+    dumps the stacks and fails the test (or ends the process).
+    """
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+
+    def _wanted(self, settings: Any) -> bool:
+        if settings.disable_debugger_detection:
+            return True
+        return not self.module.is_debugging()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool:
+        thread = threading.current_thread()
+        signal_method = settings.method == "signal" and (
+            thread is threading.main_thread()
+        )
+        if signal_method:
+            self._set_alarm(item, settings, thread)
+        else:
+            self._set_timer(item, settings, thread)
+        return True
+
+    def _set_alarm(
+        self, item: pytest.Item, settings: Any, thread: threading.Thread
+    ) -> None:
+        def on_alarm(signum: int, frame: FrameType | None) -> None:
+            __tracebackhide__ = True
+            if self._wanted(settings):
+                item.stash[_TIMEOUT_REPORT_KEY] = _safe_report(
+                    item, settings, thread, frame
+                )
+            self.module.timeout_sigalrm(item, settings)
+
+        def cancel() -> None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+        # pytest-timeout's cancel hook calls this attribute.
+        item.cancel_timeout = cancel  # type: ignore[attr-defined]
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+
+    def _set_timer(
+        self, item: pytest.Item, settings: Any, thread: threading.Thread
+    ) -> None:
+        def on_timer() -> None:
+            try:
+                if self._wanted(settings):
+                    self._write_report(item, settings, thread)
+            finally:
+                self.module.timeout_timer(item, settings)
+
+        timer = threading.Timer(settings.timeout, on_timer)
+        timer.name = f"{self.module.__name__} {item.nodeid}"
+
+        def cancel() -> None:
+            timer.cancel()
+            timer.join()
+
+        item.cancel_timeout = cancel  # type: ignore[attr-defined]
+        timer.start()
+
+    def _write_report(
+        self, item: pytest.Item, settings: Any, thread: threading.Thread
+    ) -> None:
+        """Before the thread method's stack dump, which ends the process."""
+        report = _safe_report(item, settings, thread, None)
+        capture = item.config.pluginmanager.getplugin("capturemanager")
+        if capture is not None:
+            capture.suspend_global_capture()
+        terminal = item.config.get_terminal_writer()
+        terminal.sep("+", title="asgiref hang report")
+        terminal.line(report)
+        terminal.flush()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        text = item.stash.get(_TIMEOUT_REPORT_KEY, None)
+        if text is not None:
+            del item.stash[_TIMEOUT_REPORT_KEY]
+            report.sections.append(("asgiref hang report", text))
+        return report
+
+
+def _safe_report(
+    item: pytest.Item,
+    settings: Any,
+    thread: threading.Thread,
+    frame: FrameType | None,
+) -> str:
+    """The report for pytest-timeout; a failure to make it must not keep
+    pytest-timeout from doing its job."""
+    headline = _timeout_headline(item, settings)
+    try:
+        from pytest_asgiref._hangs_cycles import look  # noqa: PLC0415
+
+        return hang_report(item, thread, headline, look(frame))
+    except Exception as error:
+        return f"{headline}\n(the report failed: {type(error).__name__}: {error})"
+
+
+def _timeout_headline(item: pytest.Item, settings: Any) -> str:
+    return (
+        f"{item.nodeid}: pytest-timeout fired after {settings.timeout:g}s "
+        f"({settings.method} method). What the test was waiting for:"
+    )
+
+
+# -- hook implementations ---------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    module = _pytest_timeout()
+    if module is not None and config.pluginmanager.hasplugin("timeout"):
+        config.pluginmanager.register(TimeoutReports(module), _TIMEOUT_REPORTS_NAME)
+    if settings_of(config).timeout:
+        _enable_watcher(config)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # Without the option, only tests with the marker need the watchdog.
+    if settings_of(config).timeout:
+        return
+    if any(item.get_closest_marker("asgi_timeout") is not None for item in items):
+        _enable_watcher(config)

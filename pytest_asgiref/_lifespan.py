@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from asgiref_core.testing import LifespanCommunicator, LifespanOutcome
 from pytest_asgiref._loops import LOOP_SCOPES, ServingLoop
 from pytest_asgiref._markers import LoadedApp, fail_for
+
+if TYPE_CHECKING:
+    from asgiref_core.testing import LifespanCommunicator, LifespanOutcome
 
 __all__ = ["RunningLifespan", "lifespan_state"]
 
@@ -75,6 +77,9 @@ def _check_loop_lives_long_enough(
 
 
 async def _start(app: LoadedApp, validate: Any) -> RunningLifespan:
+    # Imported here: loading the plugin must not load the communicators.
+    from asgiref_core.testing import LifespanCommunicator  # noqa: PLC0415
+
     communicator = LifespanCommunicator(app.asgi, validate=validate)
     try:
         outcome = await communicator.startup()

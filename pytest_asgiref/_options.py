@@ -30,6 +30,17 @@ LIFESPAN_MODES: Final = ("auto", "on", "off")
 # The pytest scopes a lifespan can span, narrowest first.
 LIFESPAN_SCOPES: Final = ("function", "class", "module", "package", "session")
 VALIDATE_MODES: Final = ("raise", "warn", "off")
+#: How a boolean ini key may be spelled (any case), and what each means.
+_TRUTH_VALUES: Final = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +53,10 @@ class Settings:
     lifespan_scope: str = "function"
     validate: str = "raise"
     channel_layer: str = "memory"
+    strict_threads: bool = False
+    allowed_threads: tuple[str, ...] = ()
+    # Seconds a test phase may run before it is cancelled; 0 means no limit.
+    timeout: float = 0.0
 
 
 SETTINGS_KEY: Final = pytest.StashKey[Settings]()
@@ -53,6 +68,8 @@ class _Option:
     help: str
     choices: tuple[str, ...] | None = None
     metavar: str | None = None
+    # A flag takes no value on the command line; its ini twin is a boolean.
+    flag: bool = False
 
 
 _OPTIONS: Final = (
@@ -88,6 +105,28 @@ _OPTIONS: Final = (
         "prefix of its own per test). Default: memory.",
         metavar="memory|redis://HOST:PORT/DB",
     ),
+    _Option(
+        "strict_threads",
+        "Make a test error at teardown when it leaves a thread running or a "
+        "task pending (without it they are reported as warnings). The ini "
+        "key takes true or false; the asgi_strict_threads marker overrides "
+        "both per test.",
+        flag=True,
+    ),
+    _Option(
+        "timeout",
+        "Cancel a test whose setup, call or teardown runs longer than this "
+        "many seconds, on its own event loop, and fail it with a report of "
+        "its pending tasks, communicators and bridge waits; a deadlock "
+        "between a thread and a loop fails it at once. 0 turns it off. "
+        "Default: off.",
+        metavar="SECONDS",
+    ),
+)
+
+_ALLOWED_THREADS_HELP: Final = (
+    "Thread name patterns (fnmatch globs, one per line) of long-lived threads "
+    "that are not leaks, for the thread leak check."
 )
 
 
@@ -95,6 +134,16 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("asgiref", "ASGI testing (pytest-asgiref)")
     for option in _OPTIONS:
         flag = "--asgi-" + option.name.replace("_", "-")
+        if option.flag:
+            group.addoption(
+                flag,
+                dest="asgi_" + option.name,
+                action="store_true",
+                default=None,
+                help=option.help,
+            )
+            parser.addini("asgi_" + option.name, option.help, default=None)
+            continue
         group.addoption(
             flag,
             dest="asgi_" + option.name,
@@ -103,6 +152,9 @@ def add_options(parser: pytest.Parser) -> None:
             help=option.help,
         )
         parser.addini("asgi_" + option.name, option.help, default=None)
+    parser.addini(
+        "asgi_allowed_threads", _ALLOWED_THREADS_HELP, type="linelist", default=[]
+    )
 
 
 def _value(config: pytest.Config, name: str) -> tuple[str | None, str]:
@@ -129,6 +181,19 @@ def _choice(config: pytest.Config, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _flag(config: pytest.Config, name: str) -> bool:
+    """A flag's value: on if given on the command line, else the ini key's."""
+    value, source = _value(config, name)
+    if value is None:
+        return False
+    parsed = _TRUTH_VALUES.get(value.lower())
+    if parsed is None:
+        valid = ", ".join(repr(spelling) for spelling in _TRUTH_VALUES)
+        msg = f"{source}: {value!r} is not a valid asgi_{name} (choose {valid})"
+        raise pytest.UsageError(msg)
+    return parsed
+
+
 def _check_app_path(value: str, source: str) -> str:
     module, colon, attribute = value.partition(":")
     if not colon or not module.strip() or not attribute.strip():
@@ -150,6 +215,21 @@ def _check_layer(value: str, source: str) -> str:
     raise pytest.UsageError(msg)
 
 
+def _check_timeout(value: str, source: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    # NaN fails both comparisons; infinity is no limit at all.
+    if not 0 <= seconds < float("inf"):
+        msg = (
+            f"{source}: {value!r} is not a valid asgi_timeout; give a number "
+            "of seconds such as 30 or 2.5, or 0 to turn the limit off"
+        )
+        raise pytest.UsageError(msg)
+    return seconds
+
+
 def resolve_settings(config: pytest.Config) -> Settings:
     """Read, check and store the settings; called once in pytest_configure."""
     app, app_source = _value(config, "app")
@@ -158,6 +238,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
     layer, layer_source = _value(config, "channel_layer")
     if layer is not None:
         _check_layer(layer, layer_source)
+    timeout, timeout_source = _value(config, "timeout")
+    seconds = 0.0 if timeout is None else _check_timeout(timeout, timeout_source)
     # Order matters for "auto"/"raise"/"function": each tuple lists its
     # default first.
     lifespan_scopes = LIFESPAN_SCOPES
@@ -168,6 +250,13 @@ def resolve_settings(config: pytest.Config) -> Settings:
         lifespan_scope=_choice(config, "lifespan_scope", lifespan_scopes),
         validate=_choice(config, "validate", VALIDATE_MODES),
         channel_layer=layer or "memory",
+        strict_threads=_flag(config, "strict_threads"),
+        allowed_threads=tuple(
+            pattern.strip()
+            for pattern in config.getini("asgi_allowed_threads")
+            if pattern.strip()
+        ),
+        timeout=seconds,
     )
     config.stash[SETTINGS_KEY] = settings
     return settings
@@ -201,6 +290,8 @@ def report_header(config: pytest.Config) -> str:
         f"asgiref: app={settings.app or '(marker)'}"
         f" lifespan={settings.lifespan}/{settings.lifespan_scope}"
         f" validate={settings.validate} channel_layer={layer}"
+        f" strict_threads={'on' if settings.strict_threads else 'off'}"
+        f" timeout={f'{settings.timeout:g}s' if settings.timeout else 'off'}"
     )
 
 

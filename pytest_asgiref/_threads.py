@@ -1,5 +1,401 @@
-"""Placeholder: filled in by the diagnostics it is named after."""
+"""The thread and task leak check.
+
+Every test is checked: the threads alive before its setup are compared with
+those alive after its teardown, and the tasks pending on its event loops
+likewise. What the test left behind is reported as a
+:class:`PytestAsgiThreadLeakWarning` or :class:`PytestAsgiPendingTaskWarning`
+(and in a summary at the end of the run), or, for a strict test
+(``--asgi-strict-threads``, the ini key or the ``asgi_strict_threads``
+marker), as an error at teardown.
+
+No false alarms is the rule, so before a thread counts as leaked:
+
+- it gets a short grace period (and one garbage collection) to end;
+- asgiref_core's threads resting in their pools are no leak (see
+  :mod:`pytest_asgiref._threads_classify`), nor the portal, nor the default
+  executor of a loop that is still open, nor a thread started by an import
+  (module state), nor a thread whose name is allowed (ini key or hook);
+- what a fixture of wider scope, or a lifespan shared by a module or the
+  session, started belongs to it: it is checked when that ends.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import asyncio
+import contextlib
+import sys
+import threading
+from collections.abc import Generator
+from typing import Any, Final
+
+import pytest
+import pytest_asyncio
+
+from asgiref_core.introspection import is_library_thread
+from pytest_asgiref._lifespan import _CACHE_KEY as _LIFESPAN_CACHE
+from pytest_asgiref._loops import _PORTAL_KEY, async_loop_scope
+from pytest_asgiref._markers import fail_for
+from pytest_asgiref._options import settings_of
+from pytest_asgiref._threads_classify import (
+    active_library_threads,
+    baseline_threads,
+    library_loops,
+    pending_tasks,
+    suspect,
+)
+from pytest_asgiref._threads_findings import (
+    settle_tasks,
+    settle_threads,
+    task_finding,
+    thread_finding,
+)
+from pytest_asgiref._threads_report import SUMMARY_TITLE, Finding, Findings
+from pytest_asgiref._threads_tracking import Owner, Phase, StartTracker
+
+__all__ = ["LeakCheck"]
+
+MARKER_HELP: Final = (
+    "asgi_strict_threads(strict=True): make this test error at teardown (True) "
+    "or only warn (False) when it leaves a thread running or a task pending, "
+    "whatever --asgi-strict-threads says"
+)
+
+_PLUGIN_NAME: Final = "pytest_asgiref-leak-check"
+# Where a pytest-xdist worker hands its summary lines to the controller.
+_WORKER_OUTPUT_KEY: Final = "pytest_asgiref_leaks"
+
+Task = asyncio.Task[Any]
+Loop = asyncio.AbstractEventLoop
+
+
+class _TestState:
+    """What one test had before its setup, and what its teardown found."""
+
+    __slots__ = (
+        "active_before",
+        "closing",
+        "loops",
+        "strict",
+        "tasks_before",
+        "threads_before",
+    )
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self.threads_before: set[threading.Thread] = set()
+        self.active_before: set[threading.Thread] = set()
+        self.tasks_before: dict[Loop, set[Task]] = {}
+        self.loops: dict[Loop, str] = {}
+        # Tasks found pending when one of the test's loops closed at teardown.
+        self.closing: list[Finding] = []
+
+
+class LeakCheck:
+    """The check itself: a plugin object, one per run."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.tracker = StartTracker()
+        self.owners: list[Owner] = []
+        self.runner_loops: dict[str, Loop] = {}  # pytest-asyncio loop scope -> loop
+        self.reports: list[Findings] = []
+        # Summary lines that pytest-xdist workers sent back.
+        self.from_workers: list[str] = []
+        self._allowed: tuple[str, ...] | None = None
+        self._state: _TestState | None = None
+        self._lifespan_keys: set[object] = set()
+
+    # -- what is watched ------------------------------------------------------
+
+    def allowed(self) -> tuple[str, ...]:
+        if self._allowed is None:
+            patterns = list(settings_of(self.config).allowed_threads)
+            for found in self.config.hook.pytest_asgiref_allowed_threads(
+                config=self.config
+            ):
+                patterns += [str(pattern) for pattern in found or ()]
+            self._allowed = tuple(patterns)
+        return self._allowed
+
+    def _portal_loop(self) -> Loop | None:
+        portal = self.config.stash.get(_PORTAL_KEY, None)
+        if portal is None or portal.loop.is_closed():
+            return None
+        return portal.loop
+
+    def _loops_for(self, item: pytest.Item) -> dict[Loop, str]:
+        """The open loops whose tasks this test could leave: loop -> description."""
+        loops: dict[Loop, str] = {}
+        if pytest_asyncio.is_async_test(item):
+            scope = async_loop_scope(item)
+            loop = self.runner_loops.get(scope)
+            if loop is not None and not loop.is_closed():
+                loops[loop] = f"the test's event loop ({scope} loop scope)"
+        portal = self._portal_loop()
+        if portal is not None:
+            loops[portal] = "the portal's event loop (sync tests and their app)"
+        for loop in library_loops():
+            loops[loop] = "an event loop of asgiref_core's async_to_sync threads"
+        return loops
+
+    def _strict(self, item: pytest.Item) -> tuple[bool, str | None]:
+        """Whether the test is strict, and what is wrong with its marker."""
+        default = settings_of(self.config).strict_threads
+        marker = item.get_closest_marker("asgi_strict_threads")
+        if marker is None:
+            return default, None
+        arguments = [*marker.args, *marker.kwargs.values()]
+        unknown = set(marker.kwargs) - {"strict"}
+        if (
+            len(arguments) > 1
+            or unknown
+            or not isinstance(arguments[0] if arguments else True, bool)
+        ):
+            problem = (
+                f"@pytest.mark.asgi_strict_threads takes one optional True or "
+                f"False (got args={marker.args!r}, kwargs={marker.kwargs!r}); "
+                "write @pytest.mark.asgi_strict_threads(False) to only warn"
+            )
+            return default, problem
+        return (bool(arguments[0]) if arguments else True), None
+
+    # -- the test's phases ----------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
+        self._state = None
+        strict, misused = self._strict(item)
+        state = _TestState(strict)
+        state.threads_before = set(threading.enumerate())
+        state.active_before = active_library_threads(state.threads_before)
+        state.loops = self._loops_for(item)
+        state.tasks_before = {loop: pending_tasks(loop) for loop in state.loops}
+        self._state = state
+        phases = self.tracker.phases
+        phases[:] = [Phase(f"the setup of {item.nodeid}")]
+        result = yield
+        # Until teardown, what starts belongs to the test body.
+        phases[:] = [Phase(f"the test body of {item.nodeid}")]
+        if misused is not None:
+            # Reported once the setup is complete, so that its teardown (and
+            # every other plugin's) finds what it set up.
+            fail_for(item, misused)
+        return result
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, None, None]:
+        phases = self.tracker.phases
+        phases[:] = [Phase(f"the teardown of {item.nodeid}")]
+        try:
+            result = yield
+        except BaseException:
+            phases.clear()
+            # The teardown failed already: report what was left as warnings,
+            # never instead of that failure.
+            self._report(item, self._check(item), raising=False)
+            raise
+        phases.clear()
+        self._report(item, self._check(item), raising=True)
+        return result
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, object, object]:
+        scope = fixturedef.scope
+        name = f"fixture {fixturedef.argname!r}"
+        owner = None
+        before: set[Task] = set()
+        if scope != "function":
+            name += f" ({scope} scope)"
+            owner = Owner(name, finished=lambda: False)
+            before = self._pending_everywhere()
+        cache = self.config.stash.get(_LIFESPAN_CACHE, None)
+        lifespans = 0 if cache is None else len(cache)
+        phase = Phase(f"the setup of {name}", owner)
+        self.tracker.phases.append(phase)
+        try:
+            result = yield
+        finally:
+            with contextlib.suppress(ValueError):  # the test's phase moved on
+                self.tracker.phases.remove(phase)
+        if owner is not None:
+            token = fixturedef.cached_result
+            owner.finished = lambda: fixturedef.cached_result is not token
+            owner.tasks.update(self._pending_everywhere() - before)
+            self.owners.append(owner)
+        if isinstance(result, asyncio.Runner):
+            self._watch_runner(fixturedef, result)
+        cache = self.config.stash.get(_LIFESPAN_CACHE, None)
+        if cache is not None and len(cache) > lifespans:
+            self._adopt_lifespans(phase, cache)
+        return result
+
+    def _pending_everywhere(self) -> set[Task]:
+        loops = [*self.runner_loops.values(), *library_loops()]
+        portal = self._portal_loop()
+        if portal is not None:
+            loops.append(portal)
+        return {task for loop in loops for task in pending_tasks(loop)}
+
+    def _adopt_lifespans(self, phase: Phase, cache: dict[Any, Any]) -> None:
+        """A lifespan wider than the test started: what came with it is its own."""
+        new = [key for key in cache if key not in self._lifespan_keys]
+        self._lifespan_keys = set(cache)
+        if not new:
+            return
+        scopes = ", ".join(repr(key[0]) if key[0] else "the session" for key in new)
+        owner = Owner(
+            f"the application's lifespan shared by {scopes}",
+            finished=lambda: not any(key in cache for key in new),
+        )
+        known = set().union(*(o.tasks for o in self.owners))
+        state = self._state
+        before = set().union(*state.tasks_before.values()) if state else set()
+        owner.tasks.update(self._pending_everywhere() - before - known)
+        phase.owner = owner
+        self.owners.append(owner)
+
+    def _watch_runner(
+        self, fixturedef: pytest.FixtureDef[Any], runner: asyncio.Runner
+    ) -> None:
+        """Note a pytest-asyncio loop; check its tasks just before it closes."""
+        loop = runner.get_loop()
+        scope = fixturedef.argname.removeprefix("_").partition("_scoped_runner")[0]
+        self.runner_loops[scope] = loop
+        description = f"the test's event loop ({scope} loop scope)"
+
+        def before_close() -> None:
+            state = self._state
+            if state is None or loop.is_closed():
+                return
+            suspects = pending_tasks(loop) - state.tasks_before.get(loop, set())
+            suspects -= self._owned_tasks()
+            left = settle_tasks(loop, suspects)
+            state.closing += [task_finding(task, loop, description) for task in left]
+
+        # Added after the runner's own teardown, so it runs just before it.
+        fixturedef.addfinalizer(before_close)
+
+    def _owned_tasks(self) -> set[Task]:
+        return {t for owner in self.owners if not owner.finished() for t in owner.tasks}
+
+    # -- the verdict ----------------------------------------------------------
+
+    def _check(self, item: pytest.Item) -> Findings:
+        state = self._state
+        self._state = None
+        findings = Findings(item.nodeid)
+        if state is None:
+            return findings
+        findings.strict = state.strict
+        ended = [owner for owner in self.owners if owner.finished()]
+        self.owners = [owner for owner in self.owners if owner not in ended]
+        # Threads.
+        after = threading.enumerate()
+        active = active_library_threads(after)
+        candidates = [
+            thread
+            for thread in after
+            if (
+                thread in active and thread not in state.active_before
+                if is_library_thread(thread)
+                else thread not in state.threads_before
+            )
+        ]
+        if ended:
+            candidates += [
+                thread
+                for thread, record in list(self.tracker.records.items())
+                if record.phase is not None
+                and record.phase.owner in ended
+                and thread.is_alive()
+                and thread not in candidates
+            ]
+        loops = {**state.loops, **self._loops_for(item)}
+        if candidates:
+            baseline = baseline_threads([*loops, *self.runner_loops.values()])
+            records = self.tracker.records
+            candidates = [
+                thread
+                for thread in candidates
+                if suspect(thread, baseline, self.allowed(), records.get(thread))
+            ]
+        if candidates:
+            left = settle_threads(candidates)
+            frames = sys._current_frames()
+            for thread in left:
+                record = self.tracker.records.get(thread)
+                findings.threads.append(thread_finding(thread, record, frames))
+        # Tasks.
+        findings.tasks += state.closing
+        owned = self._owned_tasks()
+        late = {t for owner in ended for t in owner.tasks if not t.done()}
+        for loop, description in loops.items():
+            if loop.is_closed():
+                continue
+            suspects = pending_tasks(loop) - state.tasks_before.get(loop, set())
+            suspects = (suspects - owned) | {t for t in late if t.get_loop() is loop}
+            for task in settle_tasks(loop, suspects):
+                findings.tasks.append(task_finding(task, loop, description))
+        return findings
+
+    def _report(self, item: pytest.Item, findings: Findings, *, raising: bool) -> None:
+        if not findings:
+            return
+        if not raising:
+            # Only warnings now: the summary shows the details.
+            findings.strict = False
+        self.reports.append(findings)
+        if findings.strict and raising:
+            pytest.fail(findings.failure_message(), pytrace=False)
+        for warning in findings.warnings():
+            if raising:
+                try:
+                    item.warn(warning)
+                except Warning as error:
+                    # A warning filter made it an error: show it as one, with
+                    # the details, and say so in the summary.
+                    findings.strict = True
+                    kind = type(error)
+                    headline = f"{kind.__module__}.{kind.__qualname__}: {error}"
+                    msg = "\n".join([headline, *findings.detail_lines()])
+                    pytest.fail(msg, pytrace=False)
+                continue
+            # -W error may turn it into an exception; the test failed already.
+            with contextlib.suppress(Warning):
+                item.warn(warning)
+
+    # -- the end of the run ---------------------------------------------------
+
+    def _summary_lines(self) -> list[str]:
+        lines = [line for found in self.reports for line in found.summary_lines()]
+        return self.from_workers + lines
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        output = getattr(self.config, "workeroutput", None)
+        if isinstance(output, dict) and self.reports:
+            output[_WORKER_OUTPUT_KEY] = self._summary_lines()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        self.from_workers += [str(line) for line in output.get(_WORKER_OUTPUT_KEY, ())]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        lines = self._summary_lines()
+        if not lines:
+            return
+        terminalreporter.write_sep("=", SUMMARY_TITLE)
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    check = LeakCheck(config)
+    check.tracker.install()
+    config.add_cleanup(check.tracker.uninstall)
+    config.pluginmanager.register(check, _PLUGIN_NAME)

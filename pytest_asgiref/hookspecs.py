@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 __all__ = [
+    "pytest_asgiref_allowed_threads",
     "pytest_asgiref_app",
     "pytest_asgiref_channel_layer",
     "pytest_asgiref_scope",
@@ -60,4 +61,19 @@ def pytest_asgiref_channel_layer(
     :param request: the requesting test's fixture request.
     :param url: the effective ``--asgi-channel-layer`` value: ``"memory"``
         or a Redis URL.
+    """
+
+
+@pytest.hookspec
+def pytest_asgiref_allowed_threads(config: pytest.Config) -> list[str] | None:
+    """Name threads that live on by design, so the leak check ignores them.
+
+    Called once per run, the first time a test leaves a new thread running
+    (in each pytest-xdist worker, once per worker). Return a list of thread
+    name patterns (:mod:`fnmatch` globs such as ``"cache-refresher-*"``), or
+    ``None`` to add none; the patterns of every implementation and of the
+    ``asgi_allowed_threads`` ini key are combined. A thread whose name
+    matches one is never reported as leaked, wherever it was started.
+
+    :param config: the run's configuration.
     """

@@ -1,0 +1,199 @@
+"""Giving finishing threads and tasks their grace, then describing the rest.
+
+A thread that is merely finishing (an executor shutting down, a pooled
+worker on its way back to its pool, an object whose thread ends when it is
+garbage-collected) must not be reported. :func:`settle_threads` waits for
+them within a fixed budget and collects garbage once if any are left;
+:func:`settle_tasks` does the same for tasks, on their own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import gc
+import os
+import sysconfig
+import threading
+import time
+import traceback
+from collections.abc import Callable, Collection
+from types import FrameType
+from typing import Any, Final, TypeVar
+
+import asgiref_core
+from asgiref_core.introspection import is_library_thread
+from pytest_asgiref._threads_classify import active_library_threads, library_role
+from pytest_asgiref._threads_report import Finding, task_stack
+from pytest_asgiref._threads_tracking import (
+    STACK_LIMIT,
+    StartRecord,
+    format_stack,
+    frames_of,
+)
+
+__all__ = ["settle_tasks", "settle_threads", "task_finding", "thread_finding"]
+
+T = TypeVar("T")
+
+#: How long, at most, finishing threads get after a test, in all.
+THREAD_GRACE: Final = 1.0
+#: How long pending tasks get to finish after a test, per loop.
+TASK_GRACE: Final = 0.5
+# Waited before paying for a garbage collection: most threads end sooner.
+_BEFORE_COLLECTING: Final = 0.05
+
+# Frames here say how a thread was started, not who asked for it.
+_MACHINERY: Final = (
+    os.path.normcase(sysconfig.get_paths()["stdlib"]),
+    os.path.normcase(os.path.dirname(asgiref_core.__file__)),
+)
+
+
+def _leaking(thread: threading.Thread) -> bool:
+    if not thread.is_alive():
+        return False
+    if is_library_thread(thread):
+        return thread in active_library_threads([thread])
+    return True
+
+
+def settle_threads(
+    candidates: Collection[threading.Thread],
+) -> list[threading.Thread]:
+    """The candidates still running (or still lent out) after the grace period."""
+    start = time.monotonic()
+    deadline = start + THREAD_GRACE
+    collected = False
+    while True:
+        left = [thread for thread in candidates if _leaking(thread)]
+        now = time.monotonic()
+        if not left or now >= deadline:
+            return left
+        if not collected and now - start >= _BEFORE_COLLECTING:
+            # Threads that end when their owner is collected (an executor
+            # nobody shut down, a per-call bridge thread) end now.
+            gc.collect()
+            collected = True
+            continue
+        plain = next((t for t in left if not is_library_thread(t)), None)
+        pause = min(0.01, deadline - now)
+        if plain is not None:
+            plain.join(pause)
+        else:
+            time.sleep(pause)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, function: Callable[[], T]) -> T:
+    """``function()`` on ``loop``'s thread if it runs elsewhere, else here.
+
+    A loop too busy to answer (blocked by the very leak being reported) is
+    read from here after a short wait.
+    """
+    if not loop.is_running():
+        return function()
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function())
+        except BaseException as error:
+            future.set_exception(error)
+
+    try:
+        loop.call_soon_threadsafe(run)
+        return future.result(TASK_GRACE)
+    except (RuntimeError, concurrent.futures.TimeoutError):
+        return function()
+
+
+def settle_tasks(
+    loop: asyncio.AbstractEventLoop, tasks: Collection[asyncio.Task[Any]]
+) -> list[asyncio.Task[Any]]:
+    """The tasks still pending after they had a moment to finish on ``loop``."""
+    pending = [task for task in tasks if not task.done()]
+    if not pending or loop.is_closed():
+        return pending
+    with contextlib.suppress(Exception):
+        if loop.is_running():
+            waiting = asyncio.run_coroutine_threadsafe(
+                asyncio.wait(pending, timeout=TASK_GRACE), loop
+            )
+            waiting.result(TASK_GRACE + 0.5)
+        else:
+            loop.run_until_complete(asyncio.wait(pending, timeout=TASK_GRACE))
+    return sorted(
+        (task for task in pending if not task.done()), key=lambda t: t.get_name()
+    )
+
+
+def _where(record: StartRecord) -> str:
+    """``file:line`` of the innermost frame outside the stdlib and asgiref_core."""
+    chosen = None
+    for summary in record.stack:
+        chosen = chosen or summary
+        if not os.path.normcase(summary.filename).startswith(_MACHINERY):
+            chosen = summary
+            break
+    if chosen is None:
+        return "an unknown place"
+    return f"{os.path.basename(chosen.filename)}:{chosen.lineno}"
+
+
+def thread_finding(
+    thread: threading.Thread,
+    record: StartRecord | None,
+    frames: dict[int, FrameType],
+) -> Finding:
+    """Describe a leaked thread: who started it, where, and what it does now."""
+    daemon = "daemon" if thread.daemon else "non-daemon"
+    phase = "(started before the check could see it)"
+    if record is not None and record.phase is not None:
+        phase = record.phase.description
+    elif record is not None:
+        phase = "outside any test"
+    details = []
+    if is_library_thread(thread):
+        details.append(f"  belongs to: {library_role(thread)}")
+        details.append(f"  started during: {phase}")
+    else:
+        details.append(f"  belongs to: {phase}")
+    short = f"thread {thread.name!r}"
+    if record is not None:
+        short += f" (started at {_where(record)})"
+        details.append(f"  started by: {record.starter}")
+        details.append("  started at (most recent call last):")
+        details += format_stack(record.stack)
+    frame = frames.get(thread.ident or -1)
+    if frame is not None:
+        details.append("  now running (most recent call last):")
+        details += format_stack(frames_of(frame))
+    return Finding(
+        kind="thread",
+        headline=f"thread {thread.name!r} ({daemon}) is still running",
+        short=short,
+        details=tuple(details),
+    )
+
+
+def task_finding(
+    task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop, where: str
+) -> Finding:
+    """Describe a pending task: its coroutine, where it waits, where it began."""
+    coroutine = task.get_coro()
+    name = getattr(coroutine, "__qualname__", None) or repr(coroutine)
+    details = [f"  on: {where}", "  coroutine stack (most recent call last):"]
+    details += _on_loop(loop, lambda: task_stack(task, STACK_LIMIT))
+    created = getattr(task, "_source_traceback", None)
+    if created:
+        # Kept by asyncio in debug mode only.
+        details.append("  created at (most recent call last):")
+        summary = traceback.StackSummary.from_list(created[-STACK_LIMIT:])
+        details += format_stack(traceback.StackSummary.from_list(summary[::-1]))
+    return Finding(
+        kind="task",
+        headline=f"task {task.get_name()!r} ({name}) is still pending",
+        short=f"task {task.get_name()!r} ({name})",
+        details=tuple(details),
+    )

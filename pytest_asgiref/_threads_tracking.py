@@ -1,0 +1,216 @@
+"""Where each thread was started, and what the run was doing at the time.
+
+While the leak check is on, :class:`StartTracker` wraps
+``threading.Thread.start``: each start records a short stack (file, line and
+function names only; source lines are read if a report ever needs them), the
+thread that started it and the :class:`Phase` of the test then under way.
+Nothing else is paid per thread, and nothing at all per test.
+
+A phase may belong to an :class:`Owner`: something that outlives the test
+it was made in (a fixture of wider scope, a lifespan shared by a module).
+Threads started in that phase are checked when the owner ends, not when the
+test does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import traceback
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any, Final
+
+from asgiref_core._bridge_state import thread_state
+from asgiref_core.introspection import is_library_thread, thread_purpose
+from pytest_asgiref._portal import PORTAL_THREAD_NAME
+
+__all__ = [
+    "STACK_LIMIT",
+    "Owner",
+    "Phase",
+    "StartRecord",
+    "StartTracker",
+    "format_stack",
+    "frames_of",
+    "thread_description",
+]
+
+#: Frames kept of a thread's start stack and shown of what it runs now.
+STACK_LIMIT: Final = 12
+
+# Frames of these packages are the test runner's, not the user's: a stack is
+# cut where they begin, so reports show what the test and the app did.
+_RUNNER_PACKAGES: Final = ("/_pytest/", "/pluggy/")
+# Where a thread's own code, or a loop's callback, begins: frames further out
+# are the same in every thread or callback.
+_BOUNDARIES: Final = {
+    "threading.py": ("run", "_bootstrap_inner", "_bootstrap"),
+    "events.py": ("_run",),
+}
+
+
+def _is_boundary(summary: traceback.FrameSummary) -> bool:
+    if any(package in summary.filename for package in _RUNNER_PACKAGES):
+        return True
+    names = _BOUNDARIES.get(os.path.basename(summary.filename))
+    return names is not None and summary.name in names
+
+
+@dataclass(eq=False, slots=True)
+class Owner:
+    """Something wider than a test, owning the threads and tasks it started."""
+
+    description: str
+    finished: Callable[[], bool]
+    # Tasks created while it was being set up, pending at the time.
+    tasks: weakref.WeakSet[asyncio.Task[Any]] = field(default_factory=weakref.WeakSet)
+
+
+@dataclass(eq=False, slots=True)
+class Phase:
+    """What the run was doing: ``"the test body of t.py::test_x"`` and the like."""
+
+    description: str
+    owner: Owner | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecord:
+    """How one thread came to be started."""
+
+    phase: Phase | None
+    stack: traceback.StackSummary  # innermost frame first
+    starter: str
+    during_import: bool
+
+
+def thread_description(thread: threading.Thread) -> str:
+    """``thread 'name'``, with what the thread is for when the name says."""
+    if thread.name == PORTAL_THREAD_NAME:
+        return f"thread {thread.name!r} (the portal's event loop, for sync tests)"
+    if is_library_thread(thread):
+        return f"thread {thread.name!r} (asgiref_core, {thread_purpose(thread)})"
+    return f"thread {thread.name!r}"
+
+
+def _starter() -> str:
+    """The starting thread, and the bridge call it runs, if any."""
+    described = thread_description(threading.current_thread())
+    call = thread_state.call
+    if call is not None:
+        described += f", running sync_to_async({call.describe()})"
+    return described
+
+
+def _in_import(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside an import (a module's top-level code)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+class StartTracker:
+    """Records every ``Thread.start`` while installed."""
+
+    def __init__(self) -> None:
+        self.records: weakref.WeakKeyDictionary[threading.Thread, StartRecord] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Innermost last; read from any thread, written by the main thread.
+        self.phases: list[Phase] = []
+        self._original: Callable[[threading.Thread], None] | None = None
+        self._wrapper: Callable[[threading.Thread], None] | None = None
+
+    @property
+    def phase(self) -> Phase | None:
+        try:
+            return self.phases[-1]
+        except IndexError:  # emptied by the main thread meanwhile
+            return None
+
+    def install(self) -> None:
+        """Wrap ``threading.Thread.start``; :meth:`uninstall` restores it."""
+        if self._original is not None:
+            return
+        original = threading.Thread.start
+        record = self._record
+
+        def start(thread: threading.Thread) -> None:
+            record(thread)
+            original(thread)
+
+        start.__name__ = original.__name__
+        start.__qualname__ = original.__qualname__
+        start.__doc__ = original.__doc__
+        self._original = original
+        self._wrapper = start
+        threading.Thread.start = start  # type: ignore[method-assign,assignment]
+
+    def uninstall(self) -> None:
+        original = self._original
+        if original is None:
+            return
+        # Another wrapper installed after ours keeps working: put the method
+        # back only if ours is still the one in place.
+        if threading.Thread.start is self._wrapper:
+            threading.Thread.start = original  # type: ignore[method-assign,assignment]
+        self._original = self._wrapper = None
+
+    def _record(self, thread: threading.Thread) -> None:
+        try:
+            caller = sys._getframe(2)
+            stack = traceback.StackSummary.extract(
+                traceback.walk_stack(caller), limit=STACK_LIMIT, lookup_lines=False
+            )
+            self.records[thread] = StartRecord(
+                phase=self.phase,
+                stack=stack,
+                starter=_starter(),
+                during_import=_in_import(caller),
+            )
+        except Exception:  # never break the thread being started
+            return
+
+    def owner_of(self, thread: threading.Thread) -> Owner | None:
+        record = self.records.get(thread)
+        if record is None or record.phase is None:
+            return None
+        return record.phase.owner
+
+
+def frames_of(frame: FrameType) -> traceback.StackSummary:
+    """The innermost frames of a running thread's stack, innermost first."""
+    return traceback.StackSummary.extract(
+        traceback.walk_stack(frame), limit=STACK_LIMIT, lookup_lines=False
+    )
+
+
+def format_stack(stack: traceback.StackSummary, indent: str = "    ") -> list[str]:
+    """Lines for a stack given innermost first, printed outermost first.
+
+    Frames of the test runner (pytest, pluggy), of a thread's bootstrap and
+    of the event loop calling a callback are left out, from the first one
+    outwards, unless that would leave nothing.
+    """
+    kept: list[traceback.FrameSummary] = []
+    for summary in stack:
+        if kept and _is_boundary(summary):
+            break
+        kept.append(summary)
+    lines = []
+    for summary in reversed(kept):
+        lines.append(
+            f'{indent}File "{summary.filename}", line {summary.lineno}, '
+            f"in {summary.name}"
+        )
+        source = (summary.line or "").strip()
+        if source:
+            lines.append(f"{indent}  {source}")
+    return lines
