@@ -16,7 +16,7 @@ What is measured (every figure is the time of a whole pytest run):
   - ``no time limit``: no option (the plugin loaded, its watchdog not
     started);
   - ``--asgi-timeout 30``: every setup, call and teardown watched, with
-    deadlock checks for any phase that runs longer than 0.2 s;
+    deadlock checks for any phase that runs longer than 0.25 s;
   - ``--timeout 30``: pytest-timeout, whose timer pytest-asgiref sets up so
     that a timeout carries the hang report;
   - ``--timeout 30, report off``: the same with pytest-asgiref's hang module

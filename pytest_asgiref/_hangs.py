@@ -35,12 +35,9 @@ import pytest
 
 from pytest_asgiref._markers import fail_for
 from pytest_asgiref._options import settings_of
-from pytest_asgiref._serving import Serving
 
 if TYPE_CHECKING:
-    from asgiref_core.testing import ApplicationCommunicator
     from pytest_asgiref._hangs_cycles import Deadlock, Scene
-    from pytest_asgiref._hangs_report import ReportInputs
     from pytest_asgiref._hangs_watch import Watch
 
 # The machinery (_hangs_watch, _hangs_cycles, _hangs_report, _hangs_frames)
@@ -51,9 +48,6 @@ __all__ = [
     "MARKER_HELP",
     "HangWatcher",
     "TimeoutReports",
-    "hang_report",
-    "pytest_collection_modifyitems",
-    "pytest_configure",
 ]
 
 MARKER_HELP: Final = (
@@ -64,97 +58,11 @@ MARKER_HELP: Final = (
 
 _WATCHER_NAME: Final = "asgiref-hang-watch"
 _TIMEOUT_REPORTS_NAME: Final = "asgiref-timeout-reports"
-# Frames of the test's thread searched for communicators it holds.
-_TEST_FRAMES: Final = 40
 
 # (seconds, where the limit comes from) per test; seconds 0 means none.
 _LIMIT_KEY: Final = pytest.StashKey[tuple[float, str]]()
 # The report made when pytest-timeout fired, for the phase's test report.
 _TIMEOUT_REPORT_KEY: Final = pytest.StashKey[str]()
-
-
-# -- the report ------------------------------------------------------------------
-
-
-def _serving_of(item: pytest.Item) -> Serving | None:
-    """The test's served application, if its fixtures already set it up."""
-    funcargs = getattr(item, "funcargs", None)
-    serving = funcargs.get("_asgi_serving") if isinstance(funcargs, dict) else None
-    return serving if isinstance(serving, Serving) else None
-
-
-def _own_loops(
-    item: pytest.Item, thread: threading.Thread, scene: Scene
-) -> list[tuple[str, asyncio.AbstractEventLoop | None]]:
-    loops: list[tuple[str, asyncio.AbstractEventLoop | None]] = [
-        ("the test's ", loop)
-        for loop, ident in scene.loop_threads.items()
-        if ident == thread.ident
-    ]
-    serving = _serving_of(item)
-    if serving is not None:
-        label = "the portal's " if serving.loop.blocking else "the test's "
-        loops.append((label, serving.loop.loop))
-    return loops
-
-
-def _report_inputs(
-    item: pytest.Item, thread: threading.Thread, scene: Scene
-) -> ReportInputs:
-    from pytest_asgiref._hangs_frames import (  # noqa: PLC0415 - see above
-        coroutine_frames,
-        innermost_frames,
-    )
-    from pytest_asgiref._hangs_report import (  # noqa: PLC0415
-        ReportInputs,
-        communicators_in,
-        report_loops,
-    )
-
-    loops = report_loops(scene, _own_loops(item, thread, scene))
-    communicators: list[tuple[str, ApplicationCommunicator]] = []
-    serving = _serving_of(item)
-    if serving is not None:
-        communicators += serving.opened
-    frame = scene.frames.get(thread.ident or 0)
-    communicators += communicators_in(
-        innermost_frames(frame, _TEST_FRAMES), "held by the test"
-    )
-    for _, loop in loops:
-        if loop.is_closed():
-            continue
-        for task in asyncio.all_tasks(loop):
-            frames = coroutine_frames(task.get_coro())
-            communicators += communicators_in(
-                frames, f"held by task {task.get_name()!r}"
-            )
-    return ReportInputs(thread, loops, communicators)
-
-
-def hang_report(
-    item: pytest.Item,
-    thread: threading.Thread,
-    headline: str,
-    scene: Scene | None = None,
-    deadlock: Deadlock | None = None,
-) -> str:
-    """The whole report: ``headline``, the deadlock if any, then the sections."""
-    from pytest_asgiref._hangs_cycles import find_deadlock, look  # noqa: PLC0415
-    from pytest_asgiref._hangs_report import ReportInputs, build_report  # noqa: PLC0415
-
-    scene = scene or look()
-    lines = [headline]
-    if deadlock is None:
-        deadlock = find_deadlock(scene, [thread], everywhere=True)
-    if deadlock is not None:
-        lines.append(deadlock.format())
-    try:
-        inputs = _report_inputs(item, thread, scene)
-    except Exception as error:  # the test moved on while we looked
-        inputs = ReportInputs(thread, [], [])
-        lines.append(f"(could not find the test's loops: {error!r})")
-    lines.append(build_report(inputs, scene, deadlock))
-    return "\n".join(lines)
 
 
 # -- --asgi-timeout ----------------------------------------------------------------
@@ -240,6 +148,8 @@ class HangWatcher:
                 f"it without waiting for the {watch.seconds:g}s limit "
                 f"({watch.source}):"
             )
+        from pytest_asgiref._hangs_report import hang_report  # noqa: PLC0415
+
         return hang_report(watch.item, watch.thread, headline, scene, deadlock)
 
     def _test_tasks(self, watch: Watch, scene: Scene) -> list[Any]:
@@ -466,6 +376,7 @@ def _safe_report(
     headline = _timeout_headline(item, settings)
     try:
         from pytest_asgiref._hangs_cycles import look  # noqa: PLC0415
+        from pytest_asgiref._hangs_report import hang_report  # noqa: PLC0415
 
         return hang_report(item, thread, headline, look(frame))
     except Exception as error:

@@ -19,12 +19,16 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final
 
+import pytest
+
 from asgiref_core.introspection import BridgeThread, library_threads
 from asgiref_core.testing import ApplicationCommunicator
 from pytest_asgiref._hangs_cycles import (
     Deadlock,
     Scene,
     describe_loop,
+    find_deadlock,
+    look,
     possible_deadlocks,
     where,
 )
@@ -37,13 +41,22 @@ from pytest_asgiref._hangs_frames import (
     sync_to_async_site,
 )
 from pytest_asgiref._portal import PORTAL_THREAD_NAME
+from pytest_asgiref._serving import Serving
 
-__all__ = ["ReportInputs", "build_report", "communicators_in", "report_loops"]
+__all__ = [
+    "ReportInputs",
+    "build_report",
+    "communicators_in",
+    "hang_report",
+    "report_loops",
+]
 
 # Enough to see what is going on, not so much that the failure drowns.
 _MAX_TASKS: Final = 40
 _MAX_FRAMES: Final = 25
 _THREAD_FRAMES: Final = 14
+# Frames of the test's thread searched for communicators it holds.
+_TEST_FRAMES: Final = 40
 _INDENT: Final = "  "
 
 
@@ -259,3 +272,76 @@ def _bridge_thread_line(
             f"in {code.co_name}"
         )
     return line
+
+
+# -- the test's part ---------------------------------------------------------------
+
+
+def _serving_of(item: pytest.Item) -> Serving | None:
+    """The test's served application, if its fixtures already set it up
+    (never set up here: a report must not run fixtures)."""
+    funcargs = getattr(item, "funcargs", None)
+    serving = funcargs.get("_asgi_serving") if isinstance(funcargs, dict) else None
+    return serving if isinstance(serving, Serving) else None
+
+
+def _own_loops(
+    item: pytest.Item, thread: threading.Thread, scene: Scene
+) -> list[tuple[str, asyncio.AbstractEventLoop | None]]:
+    loops: list[tuple[str, asyncio.AbstractEventLoop | None]] = [
+        ("the test's ", loop)
+        for loop, ident in scene.loop_threads.items()
+        if ident == thread.ident
+    ]
+    serving = _serving_of(item)
+    if serving is not None:
+        label = "the portal's " if serving.loop.blocking else "the test's "
+        loops.append((label, serving.loop.loop))
+    return loops
+
+
+def _report_inputs(
+    item: pytest.Item, thread: threading.Thread, scene: Scene
+) -> ReportInputs:
+    loops = report_loops(scene, _own_loops(item, thread, scene))
+    communicators: list[tuple[str, ApplicationCommunicator]] = []
+    serving = _serving_of(item)
+    if serving is not None:
+        communicators += serving.opened
+    frame = scene.frames.get(thread.ident or 0)
+    communicators += communicators_in(
+        innermost_frames(frame, _TEST_FRAMES), "held by the test"
+    )
+    for _, loop in loops:
+        if loop.is_closed():
+            continue
+        for task in asyncio.all_tasks(loop):
+            frames = coroutine_frames(task.get_coro())
+            communicators += communicators_in(
+                frames, f"held by task {task.get_name()!r}"
+            )
+    return ReportInputs(thread, loops, communicators)
+
+
+def hang_report(
+    item: pytest.Item,
+    thread: threading.Thread,
+    headline: str,
+    scene: Scene | None = None,
+    deadlock: Deadlock | None = None,
+) -> str:
+    """The whole report on ``item``, whose ``thread`` is stuck: ``headline``,
+    the deadlock if there is one, then the sections."""
+    scene = scene or look()
+    lines = [headline]
+    if deadlock is None:
+        deadlock = find_deadlock(scene, [thread], everywhere=True)
+    if deadlock is not None:
+        lines.append(deadlock.format())
+    try:
+        inputs = _report_inputs(item, thread, scene)
+    except Exception as error:  # the test moved on while we looked
+        inputs = ReportInputs(thread, [], [])
+        lines.append(f"(could not find the test's loops: {error!r})")
+    lines.append(build_report(inputs, scene, deadlock))
+    return "\n".join(lines)

@@ -38,9 +38,9 @@ if TYPE_CHECKING:
 __all__ = ["HangInterrupt", "Watch", "Watchdog"]
 
 #: Seconds between two looks at the running phase.
-POLL: Final = 0.1
+POLL: Final = 0.25
 #: A phase must have run this long before deadlocks are looked for.
-DEADLOCK_AFTER: Final = 0.2
+DEADLOCK_AFTER: Final = 0.25
 #: Seconds between two deadlock checks of one phase.
 CHECK_EVERY: Final = 0.25
 #: After firing, seconds until the wait is cancelled again.
@@ -132,7 +132,7 @@ class Watchdog:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(POLL * 10)
+            self._thread.join(POLL * 4)
         if self._restore_signal is not None:
             self._restore_signal()
             self._restore_signal = None
@@ -169,6 +169,7 @@ class Watchdog:
     # -- the watchdog's side -----------------------------------------------------
 
     def _main(self) -> None:
+        # Four times a second; at the end of the run, at once.
         while not self._stop.wait(POLL):
             watch = self.current
             if watch is None:

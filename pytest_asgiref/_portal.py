@@ -76,6 +76,16 @@ class Portal:
                 "application or an async function, await the async API instead"
             )
             raise RuntimeError(msg)
+        if not self._thread.is_alive() or not self.loop.is_running():
+            # run_coroutine_threadsafe raises only for a closed loop; a
+            # stopped one would leave this call waiting forever.
+            coroutine.close()
+            msg = (
+                "the pytest-asgiref portal's event loop is no longer running "
+                "(the session is ending, or the loop's thread died); nothing "
+                "can be sent to it"
+            )
+            raise RuntimeError(msg)
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         try:
             return future.result()
