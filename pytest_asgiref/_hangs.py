@@ -188,11 +188,10 @@ class HangWatcher:
         if watch is not None:
             self.dog.disarm(watch)
 
-    # The three phases alike; written out, as they run for every test.
+    # The three phases alike: each runs under a watch of its own.
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        watch = self._arm(item, "setup")
+    def _watched(self, item: pytest.Item, phase: str) -> Generator[None, Any, Any]:
+        watch = self._arm(item, phase)
         if watch is None:
             return (yield)
         try:
@@ -207,36 +206,18 @@ class HangWatcher:
         pytest.fail(_message(watch), pytrace=False)
 
     @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        return (yield from self._watched(item, "setup"))
+
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        watch = self._arm(item, "call")
-        if watch is None:
-            return (yield)
-        try:
-            result = yield
-        except BaseException:
-            if not self._given_up(watch):
-                raise
-        else:
-            if not self._given_up(watch):
-                return result
-        pytest.fail(_message(watch), pytrace=False)
+        return (yield from self._watched(item, "call"))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> Generator[None, Any, Any]:
-        watch = self._arm(item, "teardown")
-        if watch is None:
-            return (yield)
-        try:
-            result = yield
-        except BaseException:
-            if not self._given_up(watch):
-                raise
-        else:
-            if not self._given_up(watch):
-                return result
-        pytest.fail(_message(watch), pytrace=False)
+        return (yield from self._watched(item, "teardown"))
 
 
 def _message(watch: Watch) -> str:
