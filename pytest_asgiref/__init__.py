@@ -9,7 +9,7 @@ can name them.
 from __future__ import annotations
 
 from asgiref_core import __version__
-from pytest_asgiref._threads_report import (
+from pytest_asgiref._warnings import (
     PytestAsgiPendingTaskWarning,
     PytestAsgiThreadLeakWarning,
 )

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from pytest_asgiref._markers import fail_for
+from pytest_asgiref._markers import fail_for, marker_names_used
 from pytest_asgiref._options import settings_of
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MARKER_HELP",
     "HangWatcher",
+    "HangReportSections",
     "TimeoutReports",
 ]
 
@@ -58,6 +59,7 @@ MARKER_HELP: Final = (
 
 _WATCHER_NAME: Final = "asgiref-hang-watch"
 _TIMEOUT_REPORTS_NAME: Final = "asgiref-timeout-reports"
+_SECTIONS_NAME: Final = "asgiref-timeout-report-sections"
 
 # (seconds, where the limit comes from) per test; seconds 0 means none.
 _LIMIT_KEY: Final = pytest.StashKey[tuple[float, str]]()
@@ -263,6 +265,14 @@ class TimeoutReports:
 
     def __init__(self, module: ModuleType) -> None:
         self.module = module
+        self._sections_added = False
+
+    def _add_sections(self, config: pytest.Config) -> None:
+        # Registered with the first timer, not before: a run without
+        # timeouts pays nothing per test for it.
+        if not self._sections_added:
+            config.pluginmanager.register(HangReportSections(), _SECTIONS_NAME)
+            self._sections_added = True
 
     def _wanted(self, settings: Any) -> bool:
         if settings.disable_debugger_detection:
@@ -271,6 +281,7 @@ class TimeoutReports:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_timeout_set_timer(self, item: pytest.Item, settings: Any) -> bool:
+        self._add_sections(item.config)
         thread = threading.current_thread()
         signal_method = settings.method == "signal" and (
             thread is threading.main_thread()
@@ -334,6 +345,10 @@ class TimeoutReports:
         terminal.line(report)
         terminal.flush()
 
+
+class HangReportSections:
+    """Puts the report a pytest-timeout alarm took into the test's report."""
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -390,5 +405,5 @@ def pytest_collection_modifyitems(
     # Without the option, only tests with the marker need the watchdog.
     if settings_of(config).timeout:
         return
-    if any(item.get_closest_marker("asgi_timeout") is not None for item in items):
+    if marker_names_used(items, {"asgi_timeout"}):
         _enable_watcher(config)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_asgiref._keys import LIFESPANS
 from pytest_asgiref._loops import LOOP_SCOPES, ServingLoop
 from pytest_asgiref._markers import LoadedApp, fail_for
 
@@ -35,9 +36,6 @@ class RunningLifespan:
     @property
     def state(self) -> dict[str, Any] | None:
         return self.communicator.state if self.outcome.complete else None
-
-
-_CACHE_KEY: Final = pytest.StashKey[dict[tuple[str, int, int], RunningLifespan]]()
 
 
 def _scope_node(
@@ -152,7 +150,7 @@ def lifespan_state(
         if not serving.blocking:
             _check_loop_lives_long_enough(request, scope, serving, where)
         node = _scope_node(request, scope)
-        cache = request.config.stash.setdefault(_CACHE_KEY, {})
+        cache = request.config.stash.setdefault(LIFESPANS, {})
         key = (node.nodeid, id(app.original), id(serving.loop))
         cached = cache.get(key)
         if cached is None:

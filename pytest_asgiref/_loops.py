@@ -18,6 +18,7 @@ from typing import Any, Final, Literal, TypeVar
 import pytest
 import pytest_asyncio
 
+from pytest_asgiref._keys import PORTAL
 from pytest_asgiref._markers import fail_for
 from pytest_asgiref._portal import Portal
 
@@ -32,8 +33,6 @@ __all__ = [
 T = TypeVar("T")
 
 LOOP_SCOPES: Final = ("function", "class", "module", "package", "session")
-
-_PORTAL_KEY: Final = pytest.StashKey[Portal]()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +62,9 @@ class ServingLoop:
 
 def portal_of(config: pytest.Config) -> Portal:
     """The session's portal, started on first use and closed with the session."""
-    portal = config.stash.get(_PORTAL_KEY, None)
+    portal = config.stash.get(PORTAL, None)
     if portal is None or portal.loop.is_closed():
-        portal = config.stash[_PORTAL_KEY] = Portal()
+        portal = config.stash[PORTAL] = Portal()
         config.add_cleanup(portal.close)
     return portal
 

@@ -7,7 +7,7 @@ no marker says. The result is an :class:`AppChoice`, resolved once per test.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Collection, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -28,6 +28,7 @@ __all__ = [
     "choice_for",
     "fail_for",
     "load_choice",
+    "marker_names_used",
 ]
 
 MARKER_HELP: Final = (
@@ -73,6 +74,24 @@ _LOADED_KEY: Final = pytest.StashKey[dict[str, object]]()
 def fail_for(item: pytest.Item, problem: str) -> None:
     """Fail ``item`` with a marker or fixture misuse message (no traceback)."""
     pytest.fail(f"{item.nodeid}: {problem}", pytrace=False)
+
+
+def marker_names_used(items: Iterable[pytest.Item], names: Collection[str]) -> set[str]:
+    """Which of ``names`` mark any of ``items``, or a node above one.
+
+    One look at each node's own markers, where asking every item with
+    ``get_closest_marker`` would walk up the tree once per item: a hook that
+    runs for every test can skip its marker lookup when no test has one.
+    """
+    found: set[str] = set()
+    seen: set[int] = set()
+    for item in items:
+        node: pytest.Item | pytest.Collector | None = item
+        while node is not None and id(node) not in seen:
+            seen.add(id(node))
+            found.update(mark.name for mark in node.own_markers if mark.name in names)
+            node = node.parent
+    return found
 
 
 def _option(item: pytest.Item, name: str, value: object, where: str) -> object:

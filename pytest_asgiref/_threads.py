@@ -25,32 +25,26 @@ import asyncio
 import contextlib
 import sys
 import threading
-from collections.abc import Generator
-from typing import Any, Final
+from collections.abc import Generator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 import pytest_asyncio
 
-from asgiref_core.introspection import is_library_thread
-from pytest_asgiref._lifespan import _CACHE_KEY as _LIFESPAN_CACHE
-from pytest_asgiref._loops import _PORTAL_KEY, async_loop_scope
-from pytest_asgiref._markers import fail_for
+from asgiref_core._bridge_state import THREAD_NAME_PREFIX
+from pytest_asgiref._keys import LIFESPANS, PORTAL
+from pytest_asgiref._loops import async_loop_scope
+from pytest_asgiref._markers import fail_for, marker_names_used
 from pytest_asgiref._options import settings_of
-from pytest_asgiref._threads_classify import (
-    active_library_threads,
-    baseline_threads,
-    library_loops,
-    pending_tasks,
-    suspect,
-)
-from pytest_asgiref._threads_findings import (
-    settle_tasks,
-    settle_threads,
-    task_finding,
-    thread_finding,
-)
-from pytest_asgiref._threads_report import SUMMARY_TITLE, Finding, Findings
 from pytest_asgiref._threads_tracking import Owner, Phase, StartTracker
+
+if TYPE_CHECKING:
+    from pytest_asgiref._threads_report import Finding, Findings
+
+# Most tests start no thread and touch no event loop: for them the check is a
+# comparison of two thread lists. What examines a suspect (the classifying,
+# the grace period, the reports) is imported on first need, so merely loading
+# the plugin does not load it, nor asgiref_core's bridge modules.
 
 __all__ = ["LeakCheck"]
 
@@ -67,6 +61,28 @@ _WORKER_OUTPUT_KEY: Final = "pytest_asgiref_leaks"
 Task = asyncio.Task[Any]
 Loop = asyncio.AbstractEventLoop
 
+_STRICT_MARKER: Final = "asgi_strict_threads"
+
+
+def _any_library_thread(threads: Iterable[threading.Thread]) -> bool:
+    return any(thread.name.startswith(THREAD_NAME_PREFIX) for thread in threads)
+
+
+def _library_loops() -> list[Loop]:
+    """The loops of asgiref_core's loop threads; none if no bridge was used."""
+    if "asgiref_core._workers" not in sys.modules:
+        return []
+    from pytest_asgiref._threads_classify import library_loops  # noqa: PLC0415
+
+    return library_loops()
+
+
+def _pending_tasks(loop: Loop) -> set[Task]:
+    """The tasks not yet done on ``loop`` (callable from any thread)."""
+    if loop.is_closed():
+        return set()
+    return asyncio.all_tasks(loop)
+
 
 class _TestState:
     """What one test had before its setup, and what its teardown found."""
@@ -74,14 +90,19 @@ class _TestState:
     __slots__ = (
         "active_before",
         "closing",
+        "item",
         "loops",
+        "misused",
         "strict",
         "tasks_before",
         "threads_before",
     )
 
-    def __init__(self, strict: bool) -> None:
+    def __init__(self, item: pytest.Item, strict: bool, misused: str | None) -> None:
+        self.item = item
         self.strict = strict
+        # What is wrong with the test's marker, reported after its setup.
+        self.misused = misused
         self.threads_before: set[threading.Thread] = set()
         self.active_before: set[threading.Thread] = set()
         self.tasks_before: dict[Loop, set[Task]] = {}
@@ -95,12 +116,16 @@ class LeakCheck:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.strict_default = settings_of(config).strict_threads
         self.tracker = StartTracker()
         self.owners: list[Owner] = []
         self.runner_loops: dict[str, Loop] = {}  # pytest-asyncio loop scope -> loop
         self.reports: list[Findings] = []
         # Summary lines that pytest-xdist workers sent back.
         self.from_workers: list[str] = []
+        # Whether any collected test (or a node above one) has the marker;
+        # until collection says otherwise, assume some might.
+        self.marker_used = True
         self._allowed: tuple[str, ...] | None = None
         self._state: _TestState | None = None
         self._lifespan_keys: set[object] = set()
@@ -118,7 +143,7 @@ class LeakCheck:
         return self._allowed
 
     def _portal_loop(self) -> Loop | None:
-        portal = self.config.stash.get(_PORTAL_KEY, None)
+        portal = self.config.stash.get(PORTAL, None)
         if portal is None or portal.loop.is_closed():
             return None
         return portal.loop
@@ -126,7 +151,7 @@ class LeakCheck:
     def _loops_for(self, item: pytest.Item) -> dict[Loop, str]:
         """The open loops whose tasks this test could leave: loop -> description."""
         loops: dict[Loop, str] = {}
-        if pytest_asyncio.is_async_test(item):
+        if self.runner_loops and pytest_asyncio.is_async_test(item):
             scope = async_loop_scope(item)
             loop = self.runner_loops.get(scope)
             if loop is not None and not loop.is_closed():
@@ -134,14 +159,16 @@ class LeakCheck:
         portal = self._portal_loop()
         if portal is not None:
             loops[portal] = "the portal's event loop (sync tests and their app)"
-        for loop in library_loops():
+        for loop in _library_loops():
             loops[loop] = "an event loop of asgiref_core's async_to_sync threads"
         return loops
 
     def _strict(self, item: pytest.Item) -> tuple[bool, str | None]:
         """Whether the test is strict, and what is wrong with its marker."""
-        default = settings_of(self.config).strict_threads
-        marker = item.get_closest_marker("asgi_strict_threads")
+        default = self.strict_default
+        if not self.marker_used:
+            return default, None
+        marker = item.get_closest_marker(_STRICT_MARKER)
         if marker is None:
             return default, None
         arguments = [*marker.args, *marker.kwargs.values()]
@@ -159,46 +186,66 @@ class LeakCheck:
             return default, problem
         return (bool(arguments[0]) if arguments else True), None
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.marker_used = bool(marker_names_used(items, {_STRICT_MARKER}))
+
     # -- the test's phases ----------------------------------------------------
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, None, None]:
-        self._state = None
+    # Plain hook implementations rather than wrappers, first and last in each
+    # phase: they run for every test of the run, and cost less this way. (The
+    # second of a pair needs a name of its own; pytest reads only attributes
+    # named pytest_*, so specname= points it at the hook.)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
         strict, misused = self._strict(item)
-        state = _TestState(strict)
-        state.threads_before = set(threading.enumerate())
-        state.active_before = active_library_threads(state.threads_before)
+        state = _TestState(item, strict, misused)
+        threads = threading.enumerate()
+        state.threads_before = set(threads)
+        if _any_library_thread(threads):
+            from pytest_asgiref._threads_classify import (  # noqa: PLC0415
+                active_library_threads,
+            )
+
+            state.active_before = active_library_threads(threads)
         state.loops = self._loops_for(item)
-        state.tasks_before = {loop: pending_tasks(loop) for loop in state.loops}
+        if state.loops:
+            state.tasks_before = {loop: _pending_tasks(loop) for loop in state.loops}
         self._state = state
-        phases = self.tracker.phases
-        phases[:] = [Phase(f"the setup of {item.nodeid}")]
-        result = yield
+        self.tracker.phases[:] = [Phase(f"the setup of {item.nodeid}")]
+
+    @pytest.hookimpl(trylast=True, specname="pytest_runtest_setup")
+    def pytest_runtest_setup_last(self, item: pytest.Item) -> None:
         # Until teardown, what starts belongs to the test body.
-        phases[:] = [Phase(f"the test body of {item.nodeid}")]
-        if misused is not None:
+        self.tracker.phases[:] = [Phase(f"the test body of {item.nodeid}")]
+        state = self._state
+        if state is not None and state.misused is not None:
             # Reported once the setup is complete, so that its teardown (and
             # every other plugin's) finds what it set up.
-            fail_for(item, misused)
-        return result
+            fail_for(item, state.misused)
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(
         self, item: pytest.Item, nextitem: pytest.Item | None
-    ) -> Generator[None, None, None]:
-        phases = self.tracker.phases
-        phases[:] = [Phase(f"the teardown of {item.nodeid}")]
-        try:
-            result = yield
-        except BaseException:
-            phases.clear()
-            # The teardown failed already: report what was left as warnings,
-            # never instead of that failure.
-            self._report(item, self._check(item), raising=False)
-            raise
-        phases.clear()
+    ) -> None:
+        self.tracker.phases[:] = [Phase(f"the teardown of {item.nodeid}")]
+
+    @pytest.hookimpl(trylast=True, specname="pytest_runtest_teardown")
+    def pytest_runtest_teardown_last(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> None:
+        self.tracker.phases.clear()
         self._report(item, self._check(item), raising=True)
-        return result
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        if self._state is None:
+            return
+        # The teardown failed before the check ran: report what was left
+        # as warnings, never instead of that failure.
+        self.tracker.phases.clear()
+        item = self._state.item
+        self._report(item, self._check(item), raising=False)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_fixture_setup(
@@ -212,7 +259,7 @@ class LeakCheck:
             name += f" ({scope} scope)"
             owner = Owner(name, finished=lambda: False)
             before = self._pending_everywhere()
-        cache = self.config.stash.get(_LIFESPAN_CACHE, None)
+        cache = self.config.stash.get(LIFESPANS, None)
         lifespans = 0 if cache is None else len(cache)
         phase = Phase(f"the setup of {name}", owner)
         self.tracker.phases.append(phase)
@@ -228,17 +275,17 @@ class LeakCheck:
             self.owners.append(owner)
         if isinstance(result, asyncio.Runner):
             self._watch_runner(fixturedef, result)
-        cache = self.config.stash.get(_LIFESPAN_CACHE, None)
+        cache = self.config.stash.get(LIFESPANS, None)
         if cache is not None and len(cache) > lifespans:
             self._adopt_lifespans(phase, cache)
         return result
 
     def _pending_everywhere(self) -> set[Task]:
-        loops = [*self.runner_loops.values(), *library_loops()]
+        loops = [*self.runner_loops.values(), *_library_loops()]
         portal = self._portal_loop()
         if portal is not None:
             loops.append(portal)
-        return {task for loop in loops for task in pending_tasks(loop)}
+        return {task for loop in loops for task in _pending_tasks(loop)}
 
     def _adopt_lifespans(self, phase: Phase, cache: dict[Any, Any]) -> None:
         """A lifespan wider than the test started: what came with it is its own."""
@@ -271,8 +318,15 @@ class LeakCheck:
             state = self._state
             if state is None or loop.is_closed():
                 return
-            suspects = pending_tasks(loop) - state.tasks_before.get(loop, set())
+            suspects = _pending_tasks(loop) - state.tasks_before.get(loop, set())
             suspects -= self._owned_tasks()
+            if not suspects:
+                return
+            from pytest_asgiref._threads_findings import (  # noqa: PLC0415
+                settle_tasks,
+                task_finding,
+            )
+
             left = settle_tasks(loop, suspects)
             state.closing += [task_finding(task, loop, description) for task in left]
 
@@ -284,24 +338,71 @@ class LeakCheck:
 
     # -- the verdict ----------------------------------------------------------
 
-    def _check(self, item: pytest.Item) -> Findings:
+    def _check(self, item: pytest.Item) -> Findings | None:
+        """What the test left behind; ``None`` when plainly nothing."""
         state = self._state
         self._state = None
-        findings = Findings(item.nodeid)
         if state is None:
-            return findings
-        findings.strict = state.strict
+            return None
         ended = [owner for owner in self.owners if owner.finished()]
-        self.owners = [owner for owner in self.owners if owner not in ended]
-        # Threads.
+        if ended:
+            self.owners = [owner for owner in self.owners if owner not in ended]
+            ended = [owner for owner in ended if self._left_anything(owner)]
         after = threading.enumerate()
+        loops = {**state.loops, **self._loops_for(item)}
+        before = state.threads_before
+        if (
+            not ended
+            and not loops
+            and not state.closing
+            and all(thread in before for thread in after)
+            and not _any_library_thread(after)
+        ):
+            return None
+        return self._examine(item, state, after, ended, loops)
+
+    def _left_anything(self, owner: Owner) -> bool:
+        """Whether an owner that ended left a task or a thread it started."""
+        if any(not task.done() for task in owner.tasks):
+            return True
+        return any(
+            record.phase is not None
+            and record.phase.owner is owner
+            and thread.is_alive()
+            for thread, record in list(self.tracker.records.items())
+        )
+
+    def _examine(
+        self,
+        item: pytest.Item,
+        state: _TestState,
+        after: Sequence[threading.Thread],
+        ended: list[Owner],
+        loops: dict[Loop, str],
+    ) -> Findings:
+        from pytest_asgiref._threads_classify import (  # noqa: PLC0415
+            active_library_threads,
+            baseline_threads,
+            suspect,
+        )
+        from pytest_asgiref._threads_findings import (  # noqa: PLC0415
+            settle_tasks,
+            settle_threads,
+            task_finding,
+            thread_finding,
+        )
+        from pytest_asgiref._threads_report import Findings  # noqa: PLC0415
+
+        findings = Findings(item.nodeid)
+        findings.strict = state.strict
+        # Threads.
         active = active_library_threads(after)
         candidates = [
             thread
             for thread in after
             if (
                 thread in active and thread not in state.active_before
-                if is_library_thread(thread)
+                if thread.name.startswith(THREAD_NAME_PREFIX)
                 else thread not in state.threads_before
             )
         ]
@@ -314,7 +415,6 @@ class LeakCheck:
                 and thread.is_alive()
                 and thread not in candidates
             ]
-        loops = {**state.loops, **self._loops_for(item)}
         if candidates:
             baseline = baseline_threads([*loops, *self.runner_loops.values()])
             records = self.tracker.records
@@ -336,13 +436,15 @@ class LeakCheck:
         for loop, description in loops.items():
             if loop.is_closed():
                 continue
-            suspects = pending_tasks(loop) - state.tasks_before.get(loop, set())
+            suspects = _pending_tasks(loop) - state.tasks_before.get(loop, set())
             suspects = (suspects - owned) | {t for t in late if t.get_loop() is loop}
             for task in settle_tasks(loop, suspects):
                 findings.tasks.append(task_finding(task, loop, description))
         return findings
 
-    def _report(self, item: pytest.Item, findings: Findings, *, raising: bool) -> None:
+    def _report(
+        self, item: pytest.Item, findings: Findings | None, *, raising: bool
+    ) -> None:
         if not findings:
             return
         if not raising:
@@ -388,6 +490,8 @@ class LeakCheck:
         lines = self._summary_lines()
         if not lines:
             return
+        from pytest_asgiref._threads_report import SUMMARY_TITLE  # noqa: PLC0415
+
         terminalreporter.write_sep("=", SUMMARY_TITLE)
         for line in lines:
             terminalreporter.write_line(line)

@@ -39,7 +39,6 @@ __all__ = [
     "foreign_long_lived",
     "library_loops",
     "library_role",
-    "pending_tasks",
     "suspect",
 ]
 
@@ -226,10 +225,3 @@ def suspect(
         return False
     owner = record.phase.owner if record.phase is not None else None
     return owner is None or owner.finished()
-
-
-def pending_tasks(loop: asyncio.AbstractEventLoop) -> set[asyncio.Task[Any]]:
-    """The tasks not yet done on ``loop`` (callable from any thread)."""
-    if loop.is_closed():
-        return set()
-    return asyncio.all_tasks(loop)

@@ -23,12 +23,15 @@ from typing import Any, Final
 
 import pytest
 
+from pytest_asgiref._warnings import (
+    PytestAsgiPendingTaskWarning,
+    PytestAsgiThreadLeakWarning,
+)
+
 __all__ = [
     "ALLOW_HINT",
     "Finding",
     "Findings",
-    "PytestAsgiPendingTaskWarning",
-    "PytestAsgiThreadLeakWarning",
     "SUMMARY_TITLE",
     "task_stack",
 ]
@@ -40,29 +43,6 @@ ALLOW_HINT: Final = (
     "the asgi_allowed_threads ini key, or return it from the "
     "pytest_asgiref_allowed_threads hook."
 )
-
-
-class PytestAsgiThreadLeakWarning(pytest.PytestWarning):
-    """A test left a thread running after its teardown.
-
-    ``--asgi-strict-threads``, or
-    ``-W error::pytest_asgiref.PytestAsgiThreadLeakWarning``, makes the test
-    error instead.
-    """
-
-
-class PytestAsgiPendingTaskWarning(pytest.PytestWarning):
-    """A test left a task pending on an event loop after its teardown.
-
-    ``--asgi-strict-threads``, or
-    ``-W error::pytest_asgiref.PytestAsgiPendingTaskWarning``, makes the test
-    error instead.
-    """
-
-
-# Shown, and named in -W options, by their public path.
-PytestAsgiThreadLeakWarning.__module__ = "pytest_asgiref"
-PytestAsgiPendingTaskWarning.__module__ = "pytest_asgiref"
 
 
 @dataclass(frozen=True, slots=True)

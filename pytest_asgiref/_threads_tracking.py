@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final
 
-from asgiref_core._bridge_state import thread_state
-from asgiref_core.introspection import is_library_thread, thread_purpose
 from pytest_asgiref._portal import PORTAL_THREAD_NAME
 
 __all__ = [
@@ -93,6 +91,12 @@ def thread_description(thread: threading.Thread) -> str:
     """``thread 'name'``, with what the thread is for when the name says."""
     if thread.name == PORTAL_THREAD_NAME:
         return f"thread {thread.name!r} (the portal's event loop, for sync tests)"
+    # Imported here: the plugin loads without asgiref_core's bridge modules.
+    from asgiref_core.introspection import (  # noqa: PLC0415
+        is_library_thread,
+        thread_purpose,
+    )
+
     if is_library_thread(thread):
         return f"thread {thread.name!r} (asgiref_core, {thread_purpose(thread)})"
     return f"thread {thread.name!r}"
@@ -101,7 +105,10 @@ def thread_description(thread: threading.Thread) -> str:
 def _starter() -> str:
     """The starting thread, and the bridge call it runs, if any."""
     described = thread_description(threading.current_thread())
-    call = thread_state.call
+    bridge_state = sys.modules.get("asgiref_core._bridge_state")
+    if bridge_state is None:  # no bridge was ever called
+        return described
+    call = bridge_state.thread_state.call
     if call is not None:
         described += f", running sync_to_async({call.describe()})"
     return described

@@ -715,6 +715,111 @@ def test_the_marker_opts_a_test_in_or_out(pytester: pytest.Pytester) -> None:
     )
 
 
+def test_the_marker_on_a_module_a_class_or_added_by_a_hook(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if item.name == "test_marked_by_the_hook":
+                    item.add_marker(pytest.mark.asgi_strict_threads)
+        """
+    )
+    pytester.makepyfile(
+        test_module_marked="""
+        import threading
+
+        import pytest
+
+        pytestmark = pytest.mark.asgi_strict_threads
+
+        STOP = threading.Event()
+
+
+        def test_module_marker():
+            threading.Thread(target=STOP.wait, args=(3,), name="module").start()
+        """,
+        test_class_marked="""
+        import threading
+
+        import pytest
+
+        STOP = threading.Event()
+
+
+        @pytest.mark.asgi_strict_threads
+        class TestMarked:
+            def test_class_marker(self):
+                threading.Thread(target=STOP.wait, args=(3,), name="class").start()
+
+
+        def test_marked_by_the_hook():
+            threading.Thread(target=STOP.wait, args=(3,), name="hooked").start()
+
+
+        def test_unmarked():
+            threading.Thread(target=STOP.wait, args=(3,), name="unmarked").start()
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=4, errors=3, warnings=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*ERROR at teardown of test_module_marker*",
+            "*ERROR at teardown of TestMarked.test_class_marker*",
+            "*ERROR at teardown of test_marked_by_the_hook*",
+            "*PytestAsgiThreadLeakWarning: test_class_marked.py::test_unmarked left 1 "
+            "thread(s) running*",
+        ]
+    )
+
+
+def test_leaks_of_a_test_whose_teardown_failed_are_only_warnings(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_broken="""
+        import threading
+
+        import pytest
+
+        STOP = threading.Event()
+
+
+        @pytest.fixture
+        def broken():
+            yield
+            raise RuntimeError("the fixture's own teardown failed")
+
+
+        def test_it(broken):
+            threading.Thread(target=STOP.wait, args=(3,), name="leaky").start()
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--asgi-strict-threads"
+    )
+    # One error, the fixture's: the leak does not replace it.
+    result.assert_outcomes(passed=1, errors=1, warnings=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_it*",
+            "*RuntimeError: the fixture's own teardown failed",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            SUMMARY,
+            "test_broken.py::test_it (warning): left 1 thread running",
+            "  thread 'leaky' (non-daemon) is still running",
+        ]
+    )
+
+
 def test_a_misused_marker_fails_the_test(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_misused="""
