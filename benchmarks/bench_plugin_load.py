@@ -506,6 +506,15 @@ def measure(settings: Settings) -> tuple[PluginLoadReport, list[str]]:
             if cpu_known
             else "no CPU time row: this platform cannot report a child's CPU time",
         ]
+        notes.append(
+            "bytecode caching is off (PYTHONDONTWRITEBYTECODE is set): every run "
+            "compiles, and assertion-rewrites, the plugin's modules again; with "
+            "caching on, as usual, pytest caches its rewritten modules and only "
+            "the first run pays for that"
+            if env.get("PYTHONDONTWRITEBYTECODE")
+            else "bytecode caching is on: after the warm-up runs, the plugin's "
+            "modules load from pytest's cache of rewritten modules"
+        )
         notes += [
             f"{name}: the check run's summary shows {c.warnings} warning(s)"
             for name, c in checked.items()
