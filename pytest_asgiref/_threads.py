@@ -25,6 +25,9 @@ import asyncio
 import contextlib
 import sys
 import threading
+import time
+import warnings
+import weakref
 from collections.abc import Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,7 +36,7 @@ import pytest_asyncio
 
 from asgiref_core._bridge_state import THREAD_NAME_PREFIX
 from pytest_asgiref._keys import LIFESPANS, PORTAL
-from pytest_asgiref._loops import async_loop_scope
+from pytest_asgiref._loops import LOOP_SCOPES, async_loop_scope
 from pytest_asgiref._markers import fail_for, marker_names_used
 from pytest_asgiref._options import settings_of
 from pytest_asgiref._threads_tracking import Owner, Phase, StartTracker
@@ -62,6 +65,10 @@ Task = asyncio.Task[Any]
 Loop = asyncio.AbstractEventLoop
 
 _STRICT_MARKER: Final = "asgi_strict_threads"
+# How long a library thread a wider fixture used gets to go back to its pool.
+_HOLD_SETTLE: Final = 0.05
+# pytest-asyncio's fixtures that hold its event loops, by name -> loop scope.
+_RUNNERS: Final = {f"_{scope}_scoped_runner": scope for scope in LOOP_SCOPES}
 
 
 def _any_library_thread(threads: Iterable[threading.Thread]) -> bool:
@@ -75,6 +82,39 @@ def _library_loops() -> list[Loop]:
     from pytest_asgiref._threads_classify import library_loops  # noqa: PLC0415
 
     return library_loops()
+
+
+def _lent_library_threads() -> set[threading.Thread]:
+    """asgiref_core's threads out of their pools now."""
+    threads = threading.enumerate()
+    if not _any_library_thread(threads):
+        return set()
+    from pytest_asgiref._threads_classify import (  # noqa: PLC0415
+        active_library_threads,
+    )
+
+    return active_library_threads(threads)
+
+
+def _newly_held(lent: set[threading.Thread]) -> set[threading.Thread]:
+    """asgiref_core's threads taken out of their pools since ``lent`` was
+    read, and still out, for good.
+
+    A thread just finishing a call is back in its pool a moment later, so
+    it gets that moment. The process-wide executor is never held: it is
+    out only while it runs a call, and a call still running after a
+    fixture's setup is that fixture's leak.
+    """
+    deadline = time.monotonic() + _HOLD_SETTLE
+    while True:
+        new = _lent_library_threads() - lent
+        if new:
+            from asgiref_core.introspection import thread_purpose  # noqa: PLC0415
+
+            new = {t for t in new if thread_purpose(t) != "thread-sensitive"}
+        if not new or time.monotonic() >= deadline:
+            return new
+        time.sleep(0.005)
 
 
 def _pending_tasks(loop: Loop) -> set[Task]:
@@ -128,6 +168,13 @@ class LeakCheck:
         self.marker_used = True
         self._allowed: tuple[str, ...] | None = None
         self._state: _TestState | None = None
+        # What was reported already: a thread or task is reported once, by
+        # the test that left it, however many later checks still see it.
+        self._reported_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+        self._reported_tasks: weakref.WeakSet[Task] = weakref.WeakSet()
+        # Warnings issued, waiting for pytest to record them (a filter may
+        # drop them): id -> (the warning, what it reports).
+        self._unrecorded: dict[int, tuple[Warning, Findings]] = {}
         self._lifespan_keys: set[object] = set()
 
     # -- what is watched ------------------------------------------------------
@@ -138,7 +185,16 @@ class LeakCheck:
             for found in self.config.hook.pytest_asgiref_allowed_threads(
                 config=self.config
             ):
-                patterns += [str(pattern) for pattern in found or ()]
+                if isinstance(found, str) or not all(
+                    isinstance(pattern, str) for pattern in found or ()
+                ):
+                    pytest.fail(
+                        f"the pytest_asgiref_allowed_threads hook returned "
+                        f"{found!r}; return a list of fnmatch patterns of "
+                        "thread names, such as ['metrics-*'], or None",
+                        pytrace=False,
+                    )
+                patterns += found or ()
             self._allowed = tuple(patterns)
         return self._allowed
 
@@ -199,6 +255,8 @@ class LeakCheck:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if self._unrecorded:  # issued by an earlier test, and never recorded
+            self._unrecorded.clear()
         strict, misused = self._strict(item)
         state = _TestState(item, strict, misused)
         threads = threading.enumerate()
@@ -255,10 +313,12 @@ class LeakCheck:
         name = f"fixture {fixturedef.argname!r}"
         owner = None
         before: set[Task] = set()
+        lent: set[threading.Thread] = set()
         if scope != "function":
             name += f" ({scope} scope)"
             owner = Owner(name, finished=lambda: False)
             before = self._pending_everywhere()
+            lent = _lent_library_threads()
         cache = self.config.stash.get(LIFESPANS, None)
         lifespans = 0 if cache is None else len(cache)
         phase = Phase(f"the setup of {name}", owner)
@@ -268,12 +328,16 @@ class LeakCheck:
         finally:
             with contextlib.suppress(ValueError):  # the test's phase moved on
                 self.tracker.phases.remove(phase)
-        if owner is not None:
-            token = fixturedef.cached_result
-            owner.finished = lambda: fixturedef.cached_result is not token
-            owner.tasks.update(self._pending_everywhere() - before)
-            self.owners.append(owner)
-        if isinstance(result, asyncio.Runner):
+            if owner is not None:
+                # Also when the setup failed: pytest keeps the error as the
+                # cached result, and what the setup started is checked when
+                # that is dropped.
+                token = fixturedef.cached_result
+                owner.finished = lambda: fixturedef.cached_result is not token
+                owner.tasks.update(self._pending_everywhere() - before)
+                owner.threads.update(_newly_held(lent))
+                self.owners.append(owner)
+        if isinstance(result, asyncio.Runner) and fixturedef.argname in _RUNNERS:
             self._watch_runner(fixturedef, result)
         cache = self.config.stash.get(LIFESPANS, None)
         if cache is not None and len(cache) > lifespans:
@@ -310,7 +374,7 @@ class LeakCheck:
     ) -> None:
         """Note a pytest-asyncio loop; check its tasks just before it closes."""
         loop = runner.get_loop()
-        scope = fixturedef.argname.removeprefix("_").partition("_scoped_runner")[0]
+        scope = _RUNNERS[fixturedef.argname]
         self.runner_loops[scope] = loop
         description = f"the test's event loop ({scope} loop scope)"
 
@@ -319,7 +383,7 @@ class LeakCheck:
             if state is None or loop.is_closed():
                 return
             suspects = _pending_tasks(loop) - state.tasks_before.get(loop, set())
-            suspects -= self._owned_tasks()
+            suspects -= self._owned_tasks() | set(self._reported_tasks)
             if not suspects:
                 return
             from pytest_asgiref._threads_findings import (  # noqa: PLC0415
@@ -328,6 +392,7 @@ class LeakCheck:
             )
 
             left = settle_tasks(loop, suspects)
+            self._reported_tasks.update(left)
             state.closing += [task_finding(task, loop, description) for task in left]
 
         # Added after the runner's own teardown, so it runs just before it.
@@ -365,11 +430,13 @@ class LeakCheck:
         """Whether an owner that ended left a task or a thread it started."""
         if any(not task.done() for task in owner.tasks):
             return True
+        if any(thread.is_alive() for thread in owner.threads):
+            return True
         return any(
             record.phase is not None
             and record.phase.owner is owner
             and thread.is_alive()
-            for thread, record in list(self.tracker.records.items())
+            for thread, record in self.tracker.snapshot()
         )
 
     def _examine(
@@ -397,6 +464,7 @@ class LeakCheck:
         findings.strict = state.strict
         # Threads.
         active = active_library_threads(after)
+        reported = set(self._reported_threads)
         candidates = [
             thread
             for thread in after
@@ -406,39 +474,57 @@ class LeakCheck:
                 else thread not in state.threads_before
             )
         ]
+        records = dict(self.tracker.snapshot())
         if ended:
+            # What the wider things that just ended started, or held.
             candidates += [
                 thread
-                for thread, record in list(self.tracker.records.items())
+                for thread, record in records.items()
                 if record.phase is not None
                 and record.phase.owner in ended
+                and not thread.name.startswith(THREAD_NAME_PREFIX)
                 and thread.is_alive()
-                and thread not in candidates
             ]
+            candidates += [
+                thread
+                for owner in ended
+                for thread in owner.threads
+                if thread in active
+            ]
+        candidates = [t for t in dict.fromkeys(candidates) if t not in reported]
         if candidates:
             baseline = baseline_threads([*loops, *self.runner_loops.values()])
-            records = self.tracker.records
+            held = {
+                t
+                for owner in self.owners
+                if not owner.finished()
+                for t in owner.threads
+            }
+            allowed = self.allowed()
             candidates = [
                 thread
                 for thread in candidates
-                if suspect(thread, baseline, self.allowed(), records.get(thread))
+                if suspect(thread, baseline, allowed, records.get(thread), held)
             ]
         if candidates:
             left = settle_threads(candidates)
+            self._reported_threads.update(left)
             frames = sys._current_frames()
             for thread in left:
-                record = self.tracker.records.get(thread)
+                record = records.get(thread)
                 findings.threads.append(thread_finding(thread, record, frames))
         # Tasks.
         findings.tasks += state.closing
-        owned = self._owned_tasks()
+        owned = self._owned_tasks() | set(self._reported_tasks)
         late = {t for owner in ended for t in owner.tasks if not t.done()}
         for loop, description in loops.items():
             if loop.is_closed():
                 continue
             suspects = _pending_tasks(loop) - state.tasks_before.get(loop, set())
-            suspects = (suspects - owned) | {t for t in late if t.get_loop() is loop}
-            for task in settle_tasks(loop, suspects):
+            suspects = (suspects | {t for t in late if t.get_loop() is loop}) - owned
+            left_tasks = settle_tasks(loop, suspects)
+            self._reported_tasks.update(left_tasks)
+            for task in left_tasks:
                 findings.tasks.append(task_finding(task, loop, description))
         return findings
 
@@ -450,25 +536,36 @@ class LeakCheck:
         if not raising:
             # Only warnings now: the summary shows the details.
             findings.strict = False
-        self.reports.append(findings)
-        if findings.strict and raising:
+        if findings.strict:
+            self.reports.append(findings)
             pytest.fail(findings.failure_message(), pytrace=False)
         for warning in findings.warnings():
-            if raising:
-                try:
-                    item.warn(warning)
-                except Warning as error:
-                    # A warning filter made it an error: show it as one, with
-                    # the details, and say so in the summary.
-                    findings.strict = True
-                    kind = type(error)
-                    headline = f"{kind.__module__}.{kind.__qualname__}: {error}"
-                    msg = "\n".join([headline, *findings.detail_lines()])
-                    pytest.fail(msg, pytrace=False)
-                continue
-            # -W error may turn it into an exception; the test failed already.
-            with contextlib.suppress(Warning):
+            # Summarised once pytest records it: a filter may ignore it.
+            self._unrecorded[id(warning)] = (warning, findings)
+            try:
                 item.warn(warning)
+            except Warning as error:
+                # A warning filter made it an error.
+                del self._unrecorded[id(warning)]
+                self._summarise(findings)
+                if not raising:
+                    continue  # the test failed already
+                # Show it as an error, with the details, and say so in the
+                # summary.
+                findings.strict = True
+                kind = type(error)
+                headline = f"{kind.__module__}.{kind.__qualname__}: {error}"
+                msg = "\n".join([headline, *findings.detail_lines()])
+                pytest.fail(msg, pytrace=False)
+
+    def _summarise(self, findings: Findings) -> None:
+        if not any(found is findings for found in self.reports):
+            self.reports.append(findings)
+
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage) -> None:
+        entry = self._unrecorded.pop(id(warning_message.message), None)
+        if entry is not None and entry[0] is warning_message.message:
+            self._summarise(entry[1])
 
     # -- the end of the run ---------------------------------------------------
 

@@ -18,7 +18,7 @@ import asyncio
 import fnmatch
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from asgiref_core import _workers
@@ -204,12 +204,16 @@ def suspect(
     baseline: set[threading.Thread],
     allowed: Sequence[str],
     record: StartRecord | None,
+    held: Collection[threading.Thread] = (),
 ) -> bool:
-    """Whether a thread new since the test began may be the test's leak.
+    """Whether a thread new (or newly lent out) since the test began may be
+    the test's leak.
 
-    Not if it is in ``baseline``, its name is ``allowed``, it was started by
-    an import (module state), or something wider than the test owns it and
-    has not ended yet.
+    Not if it is in ``baseline`` or its name is ``allowed``. A library thread
+    is not if something wider than the test that has not ended holds it
+    (``held``); who started it once says nothing, as pooled threads are
+    reused. Another thread is not if an import started it (module state), or
+    something wider than the test that has not ended yet.
     """
     if thread in baseline or thread is threading.main_thread():
         return False
@@ -219,6 +223,8 @@ def suspect(
         return False
     if any(fnmatch.fnmatchcase(thread.name, pattern) for pattern in allowed):
         return False
+    if thread.name.startswith(THREAD_NAME_PREFIX):
+        return thread not in held
     if record is None:
         return True
     if record.during_import:

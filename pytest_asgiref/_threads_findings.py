@@ -44,11 +44,26 @@ TASK_GRACE: Final = 0.5
 # Waited before paying for a garbage collection: most threads end sooner.
 _BEFORE_COLLECTING: Final = 0.05
 
-# Frames here say how a thread was started, not who asked for it.
-_MACHINERY: Final = (
-    os.path.normcase(sysconfig.get_paths()["stdlib"]),
-    os.path.normcase(os.path.dirname(asgiref_core.__file__)),
+
+def _directory(path: str) -> str:
+    return os.path.join(os.path.normcase(path), "")
+
+
+# Frames of the standard library and of asgiref_core say how a thread was
+# started, not who asked for it. Installed packages are not the standard
+# library, even where they live under it (outside a virtual environment).
+_LIBRARY: Final = _directory(os.path.dirname(asgiref_core.__file__))
+_STDLIB: Final = _directory(sysconfig.get_paths()["stdlib"])
+_PACKAGES: Final = tuple(
+    {_directory(sysconfig.get_paths()[key]) for key in ("purelib", "platlib")}
 )
+
+
+def _is_machinery(filename: str) -> bool:
+    name = os.path.normcase(filename)
+    if name.startswith(_LIBRARY):
+        return True
+    return name.startswith(_STDLIB) and not name.startswith(_PACKAGES)
 
 
 def _leaking(thread: threading.Thread) -> bool:
@@ -120,7 +135,11 @@ def settle_tasks(
             waiting = asyncio.run_coroutine_threadsafe(
                 asyncio.wait(pending, timeout=TASK_GRACE), loop
             )
-            waiting.result(TASK_GRACE + 0.5)
+            try:
+                waiting.result(TASK_GRACE + 0.5)
+            except concurrent.futures.TimeoutError:
+                # A loop too busy to run the wait: leave no task behind.
+                waiting.cancel()
         else:
             loop.run_until_complete(asyncio.wait(pending, timeout=TASK_GRACE))
     return sorted(
@@ -133,7 +152,7 @@ def _where(record: StartRecord) -> str:
     chosen = None
     for summary in record.stack:
         chosen = chosen or summary
-        if not os.path.normcase(summary.filename).startswith(_MACHINERY):
+        if not _is_machinery(summary.filename):
             chosen = summary
             break
     if chosen is None:
@@ -156,7 +175,7 @@ def thread_finding(
     details = []
     if is_library_thread(thread):
         details.append(f"  belongs to: {library_role(thread)}")
-        details.append(f"  started during: {phase}")
+        details.append(f"  first started during: {phase}")
     else:
         details.append(f"  belongs to: {phase}")
     short = f"thread {thread.name!r}"

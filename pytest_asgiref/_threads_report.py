@@ -36,6 +36,10 @@ __all__ = [
     "task_stack",
 ]
 
+STRICT_HINT: Final = (
+    "To have this test only warn, mark it @pytest.mark.asgi_strict_threads(False)."
+)
+
 SUMMARY_TITLE: Final = "pytest-asgiref: threads and tasks left behind"
 
 ALLOW_HINT: Final = (
@@ -95,6 +99,7 @@ class Findings:
         ]
         if self.threads:
             lines += ["", ALLOW_HINT]
+        lines += ["", STRICT_HINT]
         return "\n".join(lines)
 
     def warnings(self) -> list[pytest.PytestWarning]:

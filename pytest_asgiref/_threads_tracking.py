@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Final
 
+from asgiref_core._bridge_state import THREAD_NAME_PREFIX
 from pytest_asgiref._portal import PORTAL_THREAD_NAME
 
 __all__ = [
@@ -52,6 +53,12 @@ _BOUNDARIES: Final = {
 }
 
 
+def _is_start_wrapper(frame: FrameType) -> bool:
+    """Whether ``frame`` runs a tracker's ``Thread.start`` wrapper."""
+    code = frame.f_code
+    return code.co_name == "start" and code.co_filename == __file__
+
+
 def _is_boundary(summary: traceback.FrameSummary) -> bool:
     if any(package in summary.filename for package in _RUNNER_PACKAGES):
         return True
@@ -67,6 +74,12 @@ class Owner:
     finished: Callable[[], bool]
     # Tasks created while it was being set up, pending at the time.
     tasks: weakref.WeakSet[asyncio.Task[Any]] = field(default_factory=weakref.WeakSet)
+    # asgiref_core's pooled threads it took out of their pools while it was
+    # being set up and still holds: who started a pooled thread says nothing
+    # about who holds it now.
+    threads: weakref.WeakSet[threading.Thread] = field(
+        default_factory=weakref.WeakSet
+    )
 
 
 @dataclass(eq=False, slots=True)
@@ -91,15 +104,13 @@ def thread_description(thread: threading.Thread) -> str:
     """``thread 'name'``, with what the thread is for when the name says."""
     if thread.name == PORTAL_THREAD_NAME:
         return f"thread {thread.name!r} (the portal's event loop, for sync tests)"
-    # Imported here: the plugin loads without asgiref_core's bridge modules.
-    from asgiref_core.introspection import (  # noqa: PLC0415
-        is_library_thread,
-        thread_purpose,
-    )
+    if not thread.name.startswith(THREAD_NAME_PREFIX):
+        return f"thread {thread.name!r}"
+    # Imported here, for the library's threads only: the plugin loads, and
+    # records plain threads, without asgiref_core's bridge modules.
+    from asgiref_core.introspection import thread_purpose  # noqa: PLC0415
 
-    if is_library_thread(thread):
-        return f"thread {thread.name!r} (asgiref_core, {thread_purpose(thread)})"
-    return f"thread {thread.name!r}"
+    return f"thread {thread.name!r} (asgiref_core, {thread_purpose(thread)})"
 
 
 def _starter() -> str:
@@ -132,6 +143,8 @@ class StartTracker:
         )
         # Innermost last; read from any thread, written by the main thread.
         self.phases: list[Phase] = []
+        # Threads start from any thread; the records are read from the main one.
+        self._lock = threading.Lock()
         self._original: Callable[[threading.Thread], None] | None = None
         self._wrapper: Callable[[threading.Thread], None] | None = None
 
@@ -172,25 +185,28 @@ class StartTracker:
 
     def _record(self, thread: threading.Thread) -> None:
         try:
-            caller = sys._getframe(2)
+            caller: FrameType | None = sys._getframe(2)
+            # Past other trackers' wrappers (a pytester run inside a run).
+            while caller is not None and _is_start_wrapper(caller):
+                caller = caller.f_back
             stack = traceback.StackSummary.extract(
                 traceback.walk_stack(caller), limit=STACK_LIMIT, lookup_lines=False
             )
-            self.records[thread] = StartRecord(
+            record = StartRecord(
                 phase=self.phase,
                 stack=stack,
                 starter=_starter(),
                 during_import=_in_import(caller),
             )
+            with self._lock:
+                self.records[thread] = record
         except Exception:  # never break the thread being started
             return
 
-    def owner_of(self, thread: threading.Thread) -> Owner | None:
-        record = self.records.get(thread)
-        if record is None or record.phase is None:
-            return None
-        return record.phase.owner
-
+    def snapshot(self) -> list[tuple[threading.Thread, StartRecord]]:
+        """The records of the threads still referenced, safe from any thread."""
+        with self._lock:
+            return list(self.records.items())
 
 def frames_of(frame: FrameType) -> traceback.StackSummary:
     """The innermost frames of a running thread's stack, innermost first."""

@@ -565,7 +565,7 @@ def test_leaked_bridge_executors_are_caught(pytester: pytest.Pytester) -> None:
             "running",
             "  belongs to: the thread of a ThreadSensitiveContext that was never "
             "exited, which holds the thread until it is",
-            "  started during: the test body of "
+            "  first started during: the test body of "
             "test_bridges.py::test_context_never_exited",
         ]
     )
