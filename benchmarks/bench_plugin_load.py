@@ -56,47 +56,38 @@ Run ``python benchmarks/bench_plugin_load.py --help`` for the options; see
 
 from __future__ import annotations
 
-import os
-import re
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from _harness import (
     Comparison,
-    ComparisonResult,
-    Machine,
     Settings,
-    compare,
-    exit_status,
-    fmt_time,
     machine_info,
-    measure_series,
-    module_version,
-    package_version,
-    parse_options,
     print_header,
     progress,
-    save_json,
-    table,
-    verdict,
-    watchdog,
 )
-
-try:
-    import pytest_asgiref
-except ImportError as exc:  # fail loudly: this benchmark is pointless without it
-    _msg = (
-        f"cannot import pytest_asgiref: {exc}. The benchmark needs the plugin "
-        "installed; from a checkout, install the project with "
-        '.venv/bin/pip install -e ".[benchmark]"'
-    )
-    raise ImportError(_msg) from exc
+from _pytest_runs import (
+    RERUN_HINT,
+    WALL_TIME_NOTE,
+    PytestRunner,
+    PytestRunReport,
+    PytestSubject,
+    Run,
+    SubjectResult,
+    SuiteFailed,
+    check_rootdir,
+    cpu_time_known,
+    header_plugins,
+    outcomes,
+    run_benchmark,
+    tail,
+    time_subjects,
+    versions,
+    workload_results,
+)
 
 # --------------------------------------------------------------------------- #
 # The suite.
@@ -111,6 +102,15 @@ INI = """\
 [pytest]
 # Nothing plugin-specific: every plugin runs on its defaults.
 """
+
+#: The suite as the JSON reports it.
+SUITE_INFO: dict[str, int | str] = {
+    "modules": MODULES,
+    "plain_tests_per_module": PLAIN_PER_MODULE,
+    "parametrised_cases_per_module": PARAMS_PER_MODULE,
+    "tests": TESTS,
+    "ini": INI,
+}
 
 
 def module_source() -> str:
@@ -135,28 +135,17 @@ def write_suite(directory: Path) -> None:
 
 
 # --------------------------------------------------------------------------- #
-# Running it.
+# The subjects, and checking their runs.
 # --------------------------------------------------------------------------- #
 
 PLUGIN = "asgiref"  # the pytest11 entry point's name
-BASE_ARGS = ("-m", "pytest", "-q", "-p", "no:cacheprovider")
 
 
 @dataclass(frozen=True)
-class Subject:
+class Subject(PytestSubject):
     """One way of running the suite."""
 
-    name: str
-    extra_args: tuple[str, ...]
     plugin_loaded: bool
-
-    def argv(self, *, quiet: bool = True) -> list[str]:
-        base = BASE_ARGS if quiet else tuple(a for a in BASE_ARGS if a != "-q")
-        return [sys.executable, *base, *self.extra_args]
-
-    def command(self) -> str:
-        """The command line as the report prints it."""
-        return " ".join(["python", *BASE_ARGS, *self.extra_args])
 
 
 WITH_PLUGIN = Subject("plugin loaded", (), plugin_loaded=True)
@@ -165,110 +154,21 @@ SUBJECTS = (WITH_PLUGIN, WITHOUT_PLUGIN)
 
 #: The issue's target, judged on the wall time: at most 2% longer with the plugin.
 TARGET = Comparison(WITH_PLUGIN.name, WITHOUT_PLUGIN.name, 1.02, at_most=True)
-#: The same ratio on the subprocesses' CPU time: context, no target.
-CPU_RATIO = Comparison(WITH_PLUGIN.name, WITHOUT_PLUGIN.name)
-WALL = f"{TESTS:,} trivial tests, wall time"
-CPU = f"{TESTS:,} trivial tests, CPU time"
+LABEL = f"{TESTS:,} trivial tests"
 
 #: Runs of one subject per measurement at ``--scale 1``.
 RUNS_PER_MEASUREMENT = 3
 #: A run of this trivial suite takes a few seconds; one this long has hung.
 RUN_TIMEOUT = 120.0
 
-_STRIPPED_ENV = ("PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTEST_DISABLE_PLUGIN_AUTOLOAD")
 
-
-def child_env() -> dict[str, str]:
-    """This process's environment, without what would change pytest's plugins."""
-    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED_ENV}
-    env.pop("FORCE_COLOR", None)
-    env["PY_COLORS"] = "0"  # plain output, for the checks that read it
-    return env
-
-
-class SuiteFailed(Exception):
-    """The suite did not run as it must; the message says how."""
-
-
-def children_cpu_ns() -> int | None:
-    """CPU time (user + system) of this process's finished children, if known."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return None
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return round((usage.ru_utime + usage.ru_stime) * 1e9)
-
-
-@dataclass(frozen=True)
-class Run:
-    """One finished run of the suite."""
-
-    proc: subprocess.CompletedProcess[str]
-    wall_ns: int
-    cpu_ns: int | None  # the subprocess's user + system CPU time
-
-
-def run_suite(
-    subject: Subject, suite: Path, env: dict[str, str], *, quiet: bool = True
-) -> Run:
-    """Run the suite once, in a subprocess, timing it from spawn to exit."""
-    argv = subject.argv(quiet=quiet)
-    cpu_before = children_cpu_ns()
-    start = time.perf_counter_ns()
-    try:
-        proc = subprocess.run(
-            argv,
-            cwd=suite,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        msg = (
-            f"{subject.name}: pytest did not finish within {RUN_TIMEOUT:g} s "
-            f"(command: {' '.join(argv)}; directory: {suite})"
-        )
-        raise SuiteFailed(msg) from exc
-    wall = time.perf_counter_ns() - start
-    cpu_after = children_cpu_ns()
-    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-    return Run(proc, wall, cpu)
-
-
-_SUMMARY = re.compile(r"^=*\s*(\d+ \w+(?:, \d+ \w+)*) in [\d.]+s\b")
-_PLURAL = {"warning": "warnings", "error": "errors"}
-
-
-def outcomes(stdout: str) -> dict[str, int] | None:
-    """The counts of pytest's final summary line, or None if there is none."""
-    for line in reversed(stdout.splitlines()):
-        match = _SUMMARY.match(line.strip())
-        if match:
-            counts = {}
-            for part in match.group(1).split(", "):
-                count, word = part.split(" ")
-                counts[_PLURAL.get(word, word)] = int(count)
-            return counts
-    return None
-
-
-def _tail(proc: subprocess.CompletedProcess[str], lines: int = 15) -> str:
-    out = "\n".join(proc.stdout.splitlines()[-lines:]) or "(nothing)"
-    err = "\n".join(proc.stderr.splitlines()[-lines:]) or "(nothing)"
-    return f"--- end of stdout ---\n{out}\n--- end of stderr ---\n{err}"
-
-
-def check_passed(
-    subject: Subject, suite: Path, proc: subprocess.CompletedProcess[str]
-) -> int:
+def check_passed(subject: Subject, suite: Path, run: Run) -> int:
     """Fail unless the run exited 0 with exactly ``2000 passed``.
 
     Returns the number of warnings in the summary (warnings alone are no
     failure, but the report mentions them).
     """
+    proc = run.proc
     counts = outcomes(proc.stdout)
     others = {
         k: v for k, v in (counts or {}).items() if k not in {"passed", "warnings"}
@@ -284,11 +184,17 @@ def check_passed(
             f"{subject.name}: the generated suite must pass with exit status 0 and "
             f"exactly '{TESTS} passed', but pytest exited {proc.returncode} with "
             f"{summary}.\ncommand: {' '.join(proc.args)}\ndirectory: {suite}\n"
-            f"{_tail(proc)}\nIf pytest_asgiref is in the middle of an edit, rerun "
-            "once it imports again."
+            f"{tail(proc)}\n{RERUN_HINT}"
         )
         raise SuiteFailed(msg)
     return counts.get("warnings", 0)
+
+
+def run_passing(runner: PytestRunner, subject: Subject, suite: Path) -> Run:
+    """Run the suite once and check that it passed."""
+    run = runner.run(subject, suite)
+    check_passed(subject, suite, run)
+    return run
 
 
 @dataclass(frozen=True)
@@ -299,32 +205,8 @@ class Checked:
     warnings: int
 
 
-def _header_value(stdout: str, key: str) -> str | None:
-    for line in stdout.splitlines():
-        if line.startswith(f"{key}: "):
-            return line.removeprefix(f"{key}: ").strip()
-    return None
-
-
-def check_subject(subject: Subject, suite: Path, env: dict[str, str]) -> Checked:
-    """Run the suite once, untimed and with its header, and check it.
-
-    It must pass; the rootdir must be the suite's directory with its own
-    ini file; the plugin must be listed exactly when the subject loads it.
-    """
-    proc = run_suite(subject, suite, env, quiet=False).proc
-    warnings = check_passed(subject, suite, proc)
-    rootdir = _header_value(proc.stdout, "rootdir")
-    configfile = _header_value(proc.stdout, "configfile")
-    if rootdir is None or Path(rootdir) != suite or configfile != "pytest.ini":
-        msg = (
-            f"{subject.name}: pytest must use the suite's own directory and ini "
-            f"file ({suite}, pytest.ini), but it reported rootdir {rootdir!r}, "
-            f"configfile {configfile!r}\n{_tail(proc)}"
-        )
-        raise SuiteFailed(msg)
-    listed = _header_value(proc.stdout, "plugins")
-    plugins = listed.split(", ") if listed else []
+def check_plugin_listed(subject: Subject, plugins: list[str]) -> None:
+    """Fail unless the header lists the plugin exactly when the subject loads it."""
     loaded = any(p.startswith(f"{PLUGIN}-") for p in plugins)
     if loaded != subject.plugin_loaded:
         msg = (
@@ -334,6 +216,19 @@ def check_subject(subject: Subject, suite: Path, env: dict[str, str]) -> Checked
             '(.venv/bin/pip install -e ".[benchmark]")?'
         )
         raise SuiteFailed(msg)
+
+
+def check_subject(runner: PytestRunner, subject: Subject, suite: Path) -> Checked:
+    """Run the suite once, untimed and with its header, and check it.
+
+    It must pass; the rootdir must be the suite's directory with its own
+    ini file; the plugin must be listed exactly when the subject loads it.
+    """
+    run = runner.run(subject, suite, quiet=False)
+    warnings = check_passed(subject, suite, run)
+    check_rootdir(subject, suite, run.proc)
+    plugins = header_plugins(run.proc.stdout)
+    check_plugin_listed(subject, plugins)
     return Checked(plugins, warnings)
 
 
@@ -360,85 +255,48 @@ def check_same_others(checked: dict[str, Checked]) -> list[str]:
 
 
 @dataclass
-class SubjectResult:
-    name: str
-    command: str
-    n: int  # runs per measurement
-    samples_ns: list[float]  # mean wall time per run, one per measurement
-    median_ns: float
+class LoadSubjectResult(SubjectResult):
     plugins: list[str]
     warnings: int  # in the check run's summary
 
 
-@dataclass
-class WorkloadResult:
-    name: str
-    subjects: list[SubjectResult]
-    comparisons: list[ComparisonResult]
-
-
-@dataclass
-class PluginLoadReport:
-    """Everything one run found; written out whole by ``--json``."""
-
-    machine: Machine
-    settings: Settings
-    notes: list[str]
-    suite: dict[str, int | str]
-    workloads: list[WorkloadResult]
-
-
-def overhead(ratio: float) -> str:
-    """The ratio as the share of the run the plugin adds, in percent."""
-    return f"{(ratio - 1) * 100:+.2f}%"
-
-
-def print_results(workloads: Sequence[WorkloadResult], repeat: int) -> None:
-    """The subjects table, then the ratios with their overhead and verdict."""
-    rows = [
-        [
-            w.name if i == 0 else "",
-            s.name,
-            str(s.n),
-            fmt_time(s.median_ns),
-            fmt_time(min(s.samples_ns)),
-            fmt_time(max(s.samples_ns)),
-        ]
-        for w in workloads
-        for i, s in enumerate(w.subjects)
+def report_notes(
+    checked: dict[str, Checked], others: list[str], env: dict[str, str]
+) -> list[str]:
+    """What the suite and the subjects are, and what the check runs showed."""
+    ours = checked[WITH_PLUGIN.name].plugins
+    notes = [
+        f"the suite: {MODULES} modules of {PLAIN_PER_MODULE} plain tests "
+        f"(`def test_n(): assert True`) and one test parametrised "
+        f"{PARAMS_PER_MODULE} ways, {TESTS:,} tests, in a temporary directory "
+        "with its own pytest.ini ([pytest] only) and no conftest.py",
+        "the suite uses none of the plugin's fixtures, markers or options: "
+        "this is the cost of loading the plugin alone",
+        f"subjects: '{WITH_PLUGIN.command()}' (plugin loaded through its "
+        f"pytest11 entry point) and '{WITHOUT_PLUGIN.command()}'",
+        "plugins loaded in both subjects: "
+        f"{', '.join(others) if others else 'none'}; only "
+        f"{', '.join(sorted(set(ours) - set(others)))} differs",
+        WALL_TIME_NOTE,
+        "the target is judged on the wall time; the CPU time row (user + "
+        "system time of the subprocess) is context: less sensitive to other "
+        "load on the machine"
+        if cpu_time_known()
+        else "no CPU time row: this platform cannot report a child's CPU time",
+        "bytecode caching is off (PYTHONDONTWRITEBYTECODE is set): every run "
+        "compiles, and assertion-rewrites, the plugin's modules again; with "
+        "caching on, as usual, pytest caches its rewritten modules and only "
+        "the first run pays for that"
+        if env.get("PYTHONDONTWRITEBYTECODE")
+        else "bytecode caching is on: after the warm-up runs, the plugin's "
+        "modules load from pytest's cache of rewritten modules",
     ]
-    print(f"Time per pytest run, median of {repeat} repetitions")
-    print(
-        "(N = runs per measurement; fastest/slowest = the extreme measurements; "
-        "CPU = user + system time of the subprocess)"
-    )
-    headers = ["workload", "subject", "N", "median", "fastest", "slowest"]
-    print(table(headers, rows, left=2))
-    print()
-
-    rows = []
-    for w in workloads:
-        for i, c in enumerate(w.comparisons):
-            low, high = c.ratio_range
-            rows.append(
-                [
-                    w.name if i == 0 else "",
-                    c.label,
-                    f"{c.ratio:.3f}x",
-                    overhead(c.ratio),
-                    f"{low:.3f}-{high:.3f}",
-                    c.target_text,
-                    verdict(c.passed),
-                ]
-            )
-    print("Ratios of the medians")
-    print(
-        "(a / b: how many times longer a takes than b; overhead = what loading "
-        "the plugin adds, in percent of the run without it; range = min-max of "
-        "the per-repetition ratios)"
-    )
-    headers = ["workload", "ratio", "value", "overhead", "range", "target", "result"]
-    print(table(headers, rows, left=2))
+    notes += [
+        f"{name}: the check run's summary shows {c.warnings} warning(s)"
+        for name, c in checked.items()
+        if c.warnings
+    ]
+    return notes
 
 
 # --------------------------------------------------------------------------- #
@@ -446,17 +304,9 @@ def print_results(workloads: Sequence[WorkloadResult], repeat: int) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def versions() -> dict[str, str]:
-    return {
-        "pytest_asgiref": module_version(pytest_asgiref),
-        "pytest": package_version("pytest"),
-        "pluggy": package_version("pluggy"),
-    }
-
-
-def measure(settings: Settings) -> tuple[PluginLoadReport, list[str]]:
-    """Generate the suite, check both subjects, time them; the report and misses."""
-    env = child_env()
+def measure(settings: Settings) -> PytestRunReport:
+    """Generate the suite, check both subjects, time them."""
+    runner = PytestRunner(RUN_TIMEOUT)
     n = settings.n(RUNS_PER_MEASUREMENT)
     with tempfile.TemporaryDirectory(prefix="bench_plugin_load-") as tmp:
         suite = Path(tmp).resolve()
@@ -465,123 +315,35 @@ def measure(settings: Settings) -> tuple[PluginLoadReport, list[str]]:
         checked: dict[str, Checked] = {}
         for subject in SUBJECTS:
             progress(f"checking that the suite passes: {subject.name}")
-            checked[subject.name] = check_subject(subject, suite, env)
+            checked[subject.name] = check_subject(runner, subject, suite)
         others = check_same_others(checked)
-        ours = checked[WITH_PLUGIN.name].plugins
 
-        cpu: dict[str, list[float]] = {s.name: [] for s in SUBJECTS}
-
-        def thunk(subject: Subject) -> tuple[str, Callable[[int], int]]:
-            def runs(k: int) -> int:
-                wall = cpu_total = 0
-                for _ in range(k):
-                    run = run_suite(subject, suite, env)
-                    check_passed(subject, suite, run.proc)  # outside the clock
-                    wall += run.wall_ns
-                    cpu_total += run.cpu_ns or 0
-                cpu[subject.name].append(cpu_total / k)
-                return wall
-
-            return subject.name, runs
-
-        cpu_known = children_cpu_ns() is not None
-        notes = [
-            f"the suite: {MODULES} modules of {PLAIN_PER_MODULE} plain tests "
-            f"(`def test_n(): assert True`) and one test parametrised "
-            f"{PARAMS_PER_MODULE} ways, {TESTS:,} tests, in a temporary directory "
-            "with its own pytest.ini ([pytest] only) and no conftest.py",
-            "the suite uses none of the plugin's fixtures, markers or options: "
-            "this is the cost of loading the plugin alone",
-            f"subjects: '{WITH_PLUGIN.command()}' (plugin loaded through its "
-            f"pytest11 entry point) and '{WITHOUT_PLUGIN.command()}'",
-            "plugins loaded in both subjects: "
-            f"{', '.join(others) if others else 'none'}; only "
-            f"{', '.join(sorted(set(ours) - set(others)))} differs",
-            "each figure is the wall time of a whole pytest subprocess, spawn to "
-            f"exit; {', '.join(_STRIPPED_ENV)} removed from its environment; "
-            "the collector setting above is this process's, not pytest's",
-            "the target is judged on the wall time; the CPU time row (user + "
-            "system time of the subprocess) is context: less sensitive to other "
-            "load on the machine"
-            if cpu_known
-            else "no CPU time row: this platform cannot report a child's CPU time",
-        ]
-        notes.append(
-            "bytecode caching is off (PYTHONDONTWRITEBYTECODE is set): every run "
-            "compiles, and assertion-rewrites, the plugin's modules again; with "
-            "caching on, as usual, pytest caches its rewritten modules and only "
-            "the first run pays for that"
-            if env.get("PYTHONDONTWRITEBYTECODE")
-            else "bytecode caching is on: after the warm-up runs, the plugin's "
-            "modules load from pytest's cache of rewritten modules"
-        )
-        notes += [
-            f"{name}: the check run's summary shows {c.warnings} warning(s)"
-            for name, c in checked.items()
-            if c.warnings
-        ]
-        machine = machine_info(versions())
+        notes = report_notes(checked, others, runner.env)
+        machine = machine_info(versions("pluggy"))
         print_header("bench_plugin_load", machine, settings, notes)
-        progress(f"measuring: {settings.repeat} x {n} runs of each subject")
-        wall = measure_series([thunk(s) for s in SUBJECTS], n, settings.repeat)
-    # The first measurement of each subject was the warm-up.
-    cpu_samples = {name: values[1:] for name, values in cpu.items()}
+        timings = time_subjects(
+            SUBJECTS, lambda s: run_passing(runner, s, suite), n, settings.repeat
+        )
 
-    def result(
-        name: str, samples: dict[str, list[float]], ratio: Comparison
-    ) -> WorkloadResult:
-        subjects = [
-            SubjectResult(
-                s.name,
-                s.command(),
-                n,
-                samples[s.name],
-                statistics.median(samples[s.name]),
-                checked[s.name].plugins,
-                checked[s.name].warnings,
-            )
-            for s in SUBJECTS
-        ]
-        return WorkloadResult(name, subjects, [compare(ratio, samples)])
+    def result(subject: Subject, runs: int, samples: list[float]) -> SubjectResult:
+        found = checked[subject.name]
+        return LoadSubjectResult.of(
+            subject, runs, samples, plugins=found.plugins, warnings=found.warnings
+        )
 
-    workloads = [result(WALL, wall, TARGET)]
-    if cpu_known:
-        workloads.append(result(CPU, cpu_samples, CPU_RATIO))
-    suite_info: dict[str, int | str] = {
-        "modules": MODULES,
-        "plain_tests_per_module": PLAIN_PER_MODULE,
-        "parametrised_cases_per_module": PARAMS_PER_MODULE,
-        "tests": TESTS,
-        "ini": INI,
-    }
-    report = PluginLoadReport(machine, settings, notes, suite_info, workloads)
-    missed = [
-        f"{w.name}: {c.label}"
-        for w in workloads
-        for c in w.comparisons
-        if c.passed is False
-    ]
-    return report, missed
+    workloads = workload_results(LABEL, SUBJECTS, n, timings, [TARGET], result)
+    return PytestRunReport(machine, settings, notes, SUITE_INFO, workloads)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_options(
+    return run_benchmark(
         argv,
+        script="bench_plugin_load",
         description="Measure what loading the pytest-asgiref plugin, unused, "
         f"costs a run of {TESTS:,} trivial tests.",
-        hang="a hung pytest run",
+        measure=measure,
+        overhead_means="what loading the plugin adds, in percent of the run without it",
     )
-    settings = Settings.from_args(args)
-    with watchdog(args.timeout):
-        try:
-            report, missed = measure(settings)
-        except SuiteFailed as exc:
-            print(f"bench_plugin_load: aborted: {exc}", file=sys.stderr)
-            return 1
-
-    print_results(report.workloads, settings.repeat)
-    save_json(report, args.json)
-    return exit_status(missed, args)
 
 
 if __name__ == "__main__":
