@@ -1,7 +1,8 @@
 """Where the plugin keeps its per-run objects in ``config.stash``.
 
 In a module of their own so that the leak check can look at the portal and
-the running lifespans without importing what makes them.
+the running lifespans without importing the lifespan machinery (the portal's
+module is small, and loaded anyway).
 """
 
 from __future__ import annotations
