@@ -69,6 +69,7 @@ class SyncCall:
         "loop",
         "owner",
         "queued_on",
+        "returned",
         "skip",
         "task",
         "thread",
@@ -100,6 +101,10 @@ class SyncCall:
         # Where routing sent it: a thread, or an executor given by the user.
         self.queued_on: object = None
         self.skip = False
+        # Set on the worker thread once the function has returned (or raised)
+        # and the outcome is on its way to the loop: the call no longer holds
+        # its thread, although ``done`` waits for the loop to deliver it.
+        self.returned = False
         self.done = False
         self.value: Any = None
         self.error: BaseException | None = None
@@ -122,6 +127,7 @@ class SyncCall:
             self._report(value, None)
 
     def _report(self, value: Any, error: BaseException | None) -> None:
+        self.returned = True
         try:
             self.loop.call_soon_threadsafe(self._deliver, value, error)
         except RuntimeError:

@@ -80,7 +80,14 @@ class BridgeWait:
     ``kind`` is ``"async_to_sync"`` for a thread blocked until a coroutine on
     ``loop`` finishes (``task`` is that coroutine's task), or
     ``"thread_sensitive"`` for a task on ``loop`` awaiting a thread-sensitive
-    sync call that is queued on, or running on, ``thread_name``.
+    sync call that is queued on, or running on, ``thread_name``. Such a call
+    is ``"returning"`` once its function has returned on that thread and its
+    result waits for ``loop`` to hand it to the task: it no longer holds the
+    thread.
+
+    ``call`` is an opaque object standing for the call in flight (the same
+    object for as long as that call is pending, never shared with another
+    one), for telling two looks at one call from looks at two calls.
     """
 
     kind: Literal["async_to_sync", "thread_sensitive"]
@@ -89,7 +96,8 @@ class BridgeWait:
     thread_ident: int | None
     loop: asyncio.AbstractEventLoop | None = field(compare=False)
     task: asyncio.Task[object] | None = field(compare=False)
-    state: Literal["queued", "running", "waiting"]
+    state: Literal["queued", "running", "returning", "waiting"]
+    call: object = field(default=None, compare=False, repr=False)
 
     def format(self) -> str:
         """One line in plain words."""
@@ -104,6 +112,12 @@ class BridgeWait:
             if self.thread_name is not None
             else "an executor"
         )
+        if self.state == "returning":
+            return (
+                f"{task} on {self.loop!r} awaits thread-sensitive sync_to_async"
+                f"({self.target}), which has returned on {where}; its result "
+                f"waits for the loop to deliver it"
+            )
         return (
             f"{task} on {self.loop!r} awaits thread-sensitive sync_to_async"
             f"({self.target}), {self.state} on {where}"
@@ -174,8 +188,14 @@ def pending_waits() -> list[BridgeWait]:
             )
         )
     for call in list(pending_thread_sensitive.values()):
+        # Read ``returned`` before ``thread``: both are written on the worker,
+        # ``thread`` first, so a call is never seen returned before running.
+        returned = call.returned
         where = call.thread if call.thread is not None else call.queued_on
         on_thread = where if isinstance(where, threading.Thread) else None
+        state: Literal["queued", "running", "returning"] = "queued"
+        if call.thread is not None:
+            state = "returning" if returned else "running"
         waits.append(
             BridgeWait(
                 kind="thread_sensitive",
@@ -184,7 +204,8 @@ def pending_waits() -> list[BridgeWait]:
                 thread_ident=None if on_thread is None else on_thread.ident,
                 loop=call.loop,
                 task=call.task,
-                state="queued" if call.thread is None else "running",
+                state=state,
+                call=call,
             )
         )
     return waits

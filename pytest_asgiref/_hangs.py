@@ -2,12 +2,15 @@
 
 With ``--asgi-timeout SECONDS`` (ini ``asgi_timeout``, marker
 ``@pytest.mark.asgi_timeout(seconds)``, which wins), each phase of a test
-(setup, call, teardown) gets that long. A phase that outlives it is cancelled
-on its own loop: an async test's task is cancelled, a sync test's portal call
-or ``async_to_sync`` wait is cancelled. The test then fails with a report of
-its pending tasks, communicators and bridge waits, and the session carries
-on. While a phase runs, a cycle of waits that involves the test (a thread
-waiting for a loop that waits for that thread) fails it at once, named.
+(setup, call, teardown) gets that long. A phase that outlives it is ended
+where it waits: a sync test's portal call is cancelled, and the task an
+async test, an async fixture or an ``async_to_sync`` call waits for gets an
+exception at its stuck ``await``, on its own loop. The test then fails with
+a report of its pending tasks, communicators and bridge waits; its other
+fixtures are torn down as usual, and the session carries on. While a phase
+runs, a cycle of waits that involves the test (a thread waiting for a loop
+that waits for that thread) fails it without waiting for the limit, named,
+once two looks a quarter of a second apart have seen it.
 
 When pytest-timeout is installed, its timer is set up here instead
 (``pytest_timeout_set_timer``, the hook it offers for that), so that the same
@@ -27,14 +30,14 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
 from pytest_asgiref._markers import fail_for, marker_names_used
-from pytest_asgiref._options import settings_of
+from pytest_asgiref._options import _value, settings_of
 
 if TYPE_CHECKING:
     from pytest_asgiref._hangs_cycles import Deadlock, Scene
@@ -65,6 +68,13 @@ _SECTIONS_NAME: Final = "asgiref-timeout-report-sections"
 _LIMIT_KEY: Final = pytest.StashKey[tuple[float, str]]()
 # The report made when pytest-timeout fired, for the phase's test report.
 _TIMEOUT_REPORT_KEY: Final = pytest.StashKey[str]()
+# A bad asgi_timeout marker's failure, raised once skip markers had their say.
+_BAD_MARKER_KEY: Final = pytest.StashKey[BaseException]()
+
+_HOW_TO_RAISE: Final = (
+    "If it needs longer, raise the limit with @pytest.mark.asgi_timeout(N) or "
+    "--asgi-timeout N (0 turns it off)."
+)
 
 
 # -- --asgi-timeout ----------------------------------------------------------------
@@ -77,19 +87,37 @@ def _limit(item: pytest.Item) -> tuple[float, str]:
         return cached
     # Cached before checking: a bad marker fails setup once, not each phase.
     item.stash[_LIMIT_KEY] = (0.0, "")
-    marker = item.get_closest_marker("asgi_timeout")
-    if marker is not None:
+    closest = next(item.iter_markers_with_node("asgi_timeout"), None)
+    if closest is not None:
+        node, marker = closest
         seconds = _marker_seconds(item, marker)
-        limit = (seconds, f"@pytest.mark.asgi_timeout({seconds:g})")
+        source = f"@pytest.mark.asgi_timeout({seconds:g}){_placed_on(item, node)}"
     else:
         seconds = settings_of(item.config).timeout
-        if item.config.getoption("asgi_timeout") is not None:
-            source = f"--asgi-timeout {seconds:g}"
-        else:
-            source = f"asgi_timeout = {seconds:g} in the ini file"
-        limit = (seconds, source)
-    item.stash[_LIMIT_KEY] = limit
-    return limit
+        source = _settings_source(item.config) if seconds else ""
+    item.stash[_LIMIT_KEY] = (seconds, source)
+    return seconds, source
+
+
+def _placed_on(item: pytest.Item, node: object) -> str:
+    if node is item:
+        return ""
+    if isinstance(node, pytest.Class):
+        return f" on class {node.name}"
+    if isinstance(node, pytest.Module):
+        return f" on module {node.name}"
+    return f" on {getattr(node, 'nodeid', '') or node!r}"
+
+
+def _settings_source(config: pytest.Config) -> str:
+    """Where the run's asgi_timeout came from, in the options' own words."""
+    overrides = config.getoption("override_ini", None) or ()
+    if config.getoption("asgi_timeout") is None and any(
+        entry.partition("=")[0] == "asgi_timeout" for entry in overrides
+    ):
+        # The options read a -o value as the ini key's.
+        return "the -o asgi_timeout option"
+    return _value(config, "timeout")[1]
 
 
 def _marker_seconds(item: pytest.Item, marker: pytest.Mark) -> float:
@@ -130,29 +158,31 @@ class HangWatcher:
         from pytest_asgiref._hangs_watch import Watch, Watchdog  # noqa: PLC0415
 
         self.config = config
-        self.dog = Watchdog(self._report, self._test_tasks)
+        self.dog = Watchdog(self._report, self._test_tasks, _debugger_check())
         self._watch = Watch
         self._limited: pytest.Item | None = None
         self._limit: tuple[float, str] = (0.0, "")
 
-    def _report(self, watch: Watch, scene: Scene, deadlock: Deadlock | None) -> str:
-        elapsed = time.monotonic() - watch.started
-        if deadlock is None:
-            headline = (
-                f"{watch.item.nodeid}: the test's {watch.phase} ran longer than "
-                f"{watch.seconds:g}s ({watch.source}), so pytest-asgiref ended "
-                "it. What it was waiting for:"
-            )
-        else:
-            headline = (
-                f"{watch.item.nodeid}: a deadlock stopped the test's "
-                f"{watch.phase} after {elapsed:.1f}s, so pytest-asgiref failed "
-                f"it without waiting for the {watch.seconds:g}s limit "
-                f"({watch.source}):"
-            )
-        from pytest_asgiref._hangs_report import hang_report  # noqa: PLC0415
+    def _report(
+        self,
+        watch: Watch,
+        scene: Scene | None,
+        deadlock: Deadlock | None,
+        found: Deadlock | None,
+    ) -> str:
+        """The report on ``watch``'s hang; ``deadlock`` is the test's own,
+        ``found`` any deadlock the watchdog found in ``scene``."""
+        headline = _headline(watch, deadlock)
+        if scene is None:
+            return headline  # looking failed; the watchdog says why
+        try:
+            from pytest_asgiref._hangs_report import hang_report  # noqa: PLC0415
 
-        return hang_report(watch.item, watch.thread, headline, scene, deadlock)
+            return hang_report(
+                watch.item, watch.thread, headline, scene, found, search=False
+            )
+        except Exception as error:
+            return f"{headline}\n(the report failed: {type(error).__name__}: {error})"
 
     def _test_tasks(self, watch: Watch, scene: Scene) -> list[Any]:
         """Pending tasks on the loop the test's own thread runs (async tests)."""
@@ -169,20 +199,21 @@ class HangWatcher:
             # Reset first: a bad marker raises, and must not leave the last
             # test's limit for this one's other phases.
             self._limited, self._limit = item, (0.0, "")
-            self._limit = _limit(item)
+            try:
+                self._limit = _limit(item)
+            except pytest.fail.Exception as failure:
+                # Raised by pytest_runtest_setup_marker below, after the
+                # skip and xfail markers: a skipped test is skipped.
+                item.stash[_BAD_MARKER_KEY] = failure
         seconds, source = self._limit
         if not seconds:
+            self.dog.clear()
             return None
         watch = self._watch(
             item, phase, seconds, source, threading.current_thread(), time.monotonic()
         )
         self.dog.arm(watch)
         return watch
-
-    def _given_up(self, watch: Watch) -> bool:
-        """Stop watching; whether the watchdog gave up on the phase."""
-        self.dog.disarm(watch)
-        return watch.reason is not None
 
     def pytest_enter_pdb(self) -> None:
         # A debugging session is no hang: stop watching this phase.
@@ -197,19 +228,30 @@ class HangWatcher:
         if watch is None:
             return (yield)
         try:
-            result = yield
-        except BaseException:
-            if not self._given_up(watch):
-                raise
-        else:
-            if not self._given_up(watch):
-                return result
-        # Outside the except clause: the cancellation it caught is noise.
+            try:
+                result = yield
+            except BaseException:
+                if not self.dog.disarm(watch):
+                    raise
+            else:
+                if not self.dog.disarm(watch):
+                    return result
+        finally:
+            watch.ended = True
+        # Outside the except clause: the exception it caught is noise.
         pytest.fail(_message(watch), pytrace=False)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
         return (yield from self._watched(item, "setup"))
+
+    @pytest.hookimpl(specname="pytest_runtest_setup")
+    def pytest_runtest_setup_marker(self, item: pytest.Item) -> None:
+        # A plain implementation: pytest's skipping plugin runs before it.
+        failure = item.stash.get(_BAD_MARKER_KEY, None)
+        if failure is not None:
+            del item.stash[_BAD_MARKER_KEY]
+            raise failure
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
@@ -222,8 +264,50 @@ class HangWatcher:
         return (yield from self._watched(item, "teardown"))
 
 
+def _headline(watch: Watch, deadlock: Deadlock | None) -> str:
+    where = f"{watch.item.nodeid}: "
+    if deadlock is not None:
+        elapsed = time.monotonic() - watch.started
+        return (
+            f"{where}a deadlock stopped the test's {watch.phase} after "
+            f"{elapsed:.1f}s, so pytest-asgiref failed it without waiting for "
+            f"the {watch.seconds:g}s limit set by {watch.source}:"
+        )
+    if watch.fires:
+        return (
+            f"{where}after the hang above was ended, the rest of the test's "
+            f"{watch.phase} ran longer than {watch.seconds:g}s too, so "
+            "pytest-asgiref ended it. What it was waiting for:"
+        )
+    return (
+        f"{where}the test's {watch.phase} ran longer than {watch.seconds:g}s "
+        f"(the limit set by {watch.source}), so pytest-asgiref ended it. "
+        f"{_HOW_TO_RAISE} What it was waiting for:"
+    )
+
+
 def _message(watch: Watch) -> str:
     return "\n".join([watch.message, *watch.notes])
+
+
+def _debugger_check() -> Callable[[], bool]:
+    """Whether a debugger is attached, as pytest-timeout tells (if installed)."""
+    module = _pytest_timeout()
+    if module is None:
+        return _no_debugger
+
+    def attached() -> bool:
+        if module.is_debugging():  # pdb entered, or the watchdog is traced
+            return True
+        # What a debugger (debugpy, PyCharm's) sets up for every new thread.
+        trace = threading.gettrace()
+        return trace is not None and bool(module.is_debugging(trace))
+
+    return attached
+
+
+def _no_debugger() -> bool:
+    return False
 
 
 def _enable_watcher(config: pytest.Config) -> None:
@@ -289,7 +373,11 @@ class TimeoutReports:
         if signal_method:
             self._set_alarm(item, settings, thread)
         else:
-            self._set_timer(item, settings, thread)
+            # Like pytest-timeout, the thread method off the main thread.
+            method = "thread method"
+            if settings.method == "signal":
+                method += ", since the signal method needs the main thread"
+            self._set_timer(item, settings, thread, method)
         return True
 
     def _set_alarm(
@@ -299,7 +387,7 @@ class TimeoutReports:
             __tracebackhide__ = True
             if self._wanted(settings):
                 item.stash[_TIMEOUT_REPORT_KEY] = _safe_report(
-                    item, settings, thread, frame
+                    item, settings, "signal method", thread, frame
                 )
             self.module.timeout_sigalrm(item, settings)
 
@@ -313,12 +401,12 @@ class TimeoutReports:
         signal.setitimer(signal.ITIMER_REAL, settings.timeout)
 
     def _set_timer(
-        self, item: pytest.Item, settings: Any, thread: threading.Thread
+        self, item: pytest.Item, settings: Any, thread: threading.Thread, method: str
     ) -> None:
         def on_timer() -> None:
             try:
                 if self._wanted(settings):
-                    self._write_report(item, settings, thread)
+                    self._write_report(item, settings, method, thread)
             finally:
                 self.module.timeout_timer(item, settings)
 
@@ -333,10 +421,10 @@ class TimeoutReports:
         timer.start()
 
     def _write_report(
-        self, item: pytest.Item, settings: Any, thread: threading.Thread
+        self, item: pytest.Item, settings: Any, method: str, thread: threading.Thread
     ) -> None:
         """Before the thread method's stack dump, which ends the process."""
-        report = _safe_report(item, settings, thread, None)
+        report = _safe_report(item, settings, method, thread, None)
         capture = item.config.pluginmanager.getplugin("capturemanager")
         if capture is not None:
             capture.suspend_global_capture()
@@ -364,12 +452,13 @@ class HangReportSections:
 def _safe_report(
     item: pytest.Item,
     settings: Any,
+    method: str,
     thread: threading.Thread,
     frame: FrameType | None,
 ) -> str:
     """The report for pytest-timeout; a failure to make it must not keep
     pytest-timeout from doing its job."""
-    headline = _timeout_headline(item, settings)
+    headline = _timeout_headline(item, settings, method)
     try:
         from pytest_asgiref._hangs_cycles import look  # noqa: PLC0415
         from pytest_asgiref._hangs_report import hang_report  # noqa: PLC0415
@@ -379,10 +468,10 @@ def _safe_report(
         return f"{headline}\n(the report failed: {type(error).__name__}: {error})"
 
 
-def _timeout_headline(item: pytest.Item, settings: Any) -> str:
+def _timeout_headline(item: pytest.Item, settings: Any, method: str) -> str:
     return (
         f"{item.nodeid}: pytest-timeout fired after {settings.timeout:g}s "
-        f"({settings.method} method). What the test was waiting for:"
+        f"({method}). What the test was waiting for:"
     )
 
 

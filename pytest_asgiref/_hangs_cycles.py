@@ -10,6 +10,15 @@ before another one does. Waits the bridges cannot see (an ``asyncio.Event``,
 a lock, a queue) add no edge; a thread-sensitive call queued behind a
 thread that waits for the caller's loop is reported as a *possible*
 deadlock in the hang report instead.
+
+A look is not atomic: the threads' frames are read first, the bridges'
+bookkeeping a moment later. A thread that serves many short thread-sensitive
+calls may be seen idle between two of them while the bookkeeping already
+names the next one (or still names one that has returned and waits for its
+loop). So a task waits for the thread running its call only if that
+thread's frames show it inside that very call; and a cycle is confirmed only
+when a second look finds the same calls and tasks, not merely the same
+threads.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Final
 
+from asgiref_core._sync_call import SyncCall
 from asgiref_core.introspection import BridgeWait, pending_waits
 from asgiref_core.testing import ApplicationCommunicator
 from pytest_asgiref._hangs_frames import (
@@ -38,6 +48,7 @@ __all__ = [
     "find_deadlock",
     "look",
     "possible_deadlocks",
+    "tasks_run_by",
     "where",
 ]
 
@@ -45,6 +56,10 @@ __all__ = [
 Node = tuple[str, int]
 
 _MAX_NODES: Final = 2_000
+
+# The frame a thread-sensitive call runs in, on its thread.
+_SYNC_CALL_RUN: Final = SyncCall.run.__code__
+_RUN_UNTIL_COMPLETE: Final = asyncio.BaseEventLoop.run_until_complete.__code__
 
 
 @dataclass(slots=True)
@@ -114,7 +129,9 @@ class Deadlock:
     steps: tuple[str, ...]
     #: Threads in the cycle, whose waits may be cancelled to break it.
     threads: tuple[threading.Thread, ...]
-    #: Identifies the cycle across looks, to confirm it before failing.
+    #: Identifies the cycle across looks, to confirm it before failing: its
+    #: threads, and the very tasks and calls (objects, not ids, which a new
+    #: object may reuse).
     key: tuple[object, ...]
 
     def format(self) -> str:
@@ -127,6 +144,8 @@ class Deadlock:
 class _Edge:
     target: Node
     text: str
+    #: The thread-sensitive call the wait is for, if any (part of the key).
+    call: object = None
 
 
 class _Graph:
@@ -134,6 +153,8 @@ class _Graph:
         self.scene = scene
         self.tasks: dict[int, asyncio.Task[Any]] = {}
         self.calls: dict[int, list[BridgeWait]] = {}
+        # Thread ident -> ids of the calls its frames show it running.
+        self._running: dict[int, set[int]] = {}
         for wait in scene.bridge_waits:
             if wait.kind == "thread_sensitive" and wait.task is not None:
                 self.calls.setdefault(id(wait.task), []).append(wait)
@@ -205,20 +226,44 @@ class _Graph:
 
     def _call_edge(self, me: str, call: BridgeWait) -> _Edge | None:
         ident = call.thread_ident
-        if ident is None:
+        if ident is None or call.call is None:
             return None
         holder = self.scene.waits.get(ident)
-        if call.state == "queued" and (holder is None or holder.serving):
-            # A thread serving its queue, or one that is busy, will get to it.
+        if holder is None:
+            # A thread that runs code will get to the call, or finish it.
             return None
         thread = self.scene.thread_name(ident)
-        text = f"{me} awaits thread-sensitive sync_to_async({call.target}), " + (
-            f"running on thread {thread}"
-            if call.state == "running"
-            else f"queued on thread {thread}, which cannot run it before "
-            "its own wait ends"
-        )
-        return _Edge(("thread", ident), text)
+        head = f"{me} awaits thread-sensitive sync_to_async({call.target}), "
+        if call.state == "queued":
+            if holder.serving:
+                return None  # the thread runs its queue while it waits
+            text = (
+                f"{head}queued on thread {thread}, which cannot run it before "
+                "its own wait ends"
+            )
+        elif call.state == "running" and self._runs(ident, call.call):
+            text = f"{head}running on thread {thread}"
+        else:
+            # Returned (its result waits for the loop), or the thread was
+            # seen outside it: whatever the thread waits for, it is not in
+            # the call's way.
+            return None
+        return _Edge(("thread", ident), text, call.call)
+
+    def _runs(self, ident: int, call: object) -> bool:
+        """Whether thread ``ident`` was seen inside ``call``."""
+        running = self._running.get(ident)
+        if running is None:
+            running = set()
+            frame = self.scene.frames.get(ident)
+            while frame is not None:
+                if frame.f_code is _SYNC_CALL_RUN:
+                    found = _frame_local(frame, "self")
+                    if found is not None:
+                        running.add(id(found))
+                frame = frame.f_back
+            self._running[ident] = running
+        return id(call) in running
 
     def _blocked_loop_edge(self, me: str, task: asyncio.Task[Any]) -> _Edge | None:
         loop = task.get_loop()
@@ -235,14 +280,21 @@ class _Graph:
         return _Edge(("thread", ident), text)
 
 
+def _frame_local(frame: FrameType, name: str) -> object:
+    try:
+        return frame.f_locals.get(name)
+    except Exception:  # a frame torn down while read
+        return None
+
+
 def _communicator_apps(task: asyncio.Task[Any]) -> Iterable[asyncio.Task[Any]]:
     """Application tasks ``task`` waits on through a communicator's methods."""
     found: list[asyncio.Task[Any]] = []
     for frame in coroutine_frames(task.get_coro()):
-        try:
-            candidate = frame.f_locals.get("self")
-        except Exception:  # torn down while read
-            continue
+        code = frame.f_code
+        if not code.co_argcount or code.co_varnames[0] != "self":
+            continue  # not a method: reading its locals would be wasted
+        candidate = _frame_local(frame, "self")
         if isinstance(candidate, ApplicationCommunicator):
             app_task = getattr(candidate, "_future", None)
             if (
@@ -255,6 +307,21 @@ def _communicator_apps(task: asyncio.Task[Any]) -> Iterable[asyncio.Task[Any]]:
     return found
 
 
+def tasks_run_by(scene: Scene, ident: int | None) -> list[asyncio.Task[Any]]:
+    """The tasks thread ``ident`` runs to completion on its event loop
+    (``run_until_complete``), innermost first: for an async test, the
+    test's own task or an async fixture's."""
+    found: list[asyncio.Task[Any]] = []
+    frame = scene.frames.get(ident or 0)
+    while frame is not None:
+        if frame.f_code is _RUN_UNTIL_COMPLETE:
+            task = _frame_local(frame, "future")
+            if isinstance(task, asyncio.Task) and not task.done():
+                found.append(task)
+        frame = frame.f_back
+    return found
+
+
 def find_deadlock(
     scene: Scene,
     threads: Iterable[threading.Thread] = (),
@@ -264,13 +331,19 @@ def find_deadlock(
 ) -> Deadlock | None:
     """A cycle of waits that ``threads`` or ``tasks`` (the test's) wait on,
     directly or not, or one of them waiting for a loop that is closed or
-    stopped; with ``everywhere``, any cycle in the process."""
-    idents = {t.ident for t in threads}
-    dead = _dead_loop_wait(scene, None if everywhere else idents)
+    stopped; with ``everywhere``, any cycle in the process.
+
+    A thread that runs an event loop waits for the tasks it runs to
+    completion there (see :func:`tasks_run_by`): they are searched from as
+    well, so ``tasks`` need only name others."""
+    idents = [t.ident for t in threads if t.ident is not None]
+    dead = _dead_loop_wait(scene, None if everywhere else set(idents))
     if dead is not None:
         return dead
     graph = _Graph(scene)
-    starts: list[Node] = [("thread", ident) for ident in idents if ident is not None]
+    starts: list[Node] = [("thread", ident) for ident in idents]
+    for ident in idents:
+        starts += [graph.task_node(t) for t in tasks_run_by(scene, ident)]
     starts += [graph.task_node(t) for t in tasks if isinstance(t, asyncio.Task)]
     if everywhere:
         starts += [("thread", ident) for ident in scene.waits]
@@ -326,7 +399,11 @@ def _describe_cycle(graph: _Graph, cycle: list[tuple[Node, _Edge]]) -> Deadlock:
         for kind, ident in nodes
         if kind == "thread" and ident in graph.scene.threads
     )
-    key = tuple(sorted(nodes))
+    objects = frozenset(
+        [graph.tasks[ident] for kind, ident in nodes if kind == "task"]
+        + [edge.call for _, edge in cycle if edge.call is not None]
+    )
+    key = (*sorted(nodes), objects)
     return Deadlock(_headline(graph, nodes), steps, threads, key)
 
 
@@ -348,7 +425,7 @@ def _headline(graph: _Graph, nodes: list[Node]) -> str:
     return ", which waits for ".join([*parts, first])
 
 
-def _dead_loop_wait(scene: Scene, idents: set[int | None] | None) -> Deadlock | None:
+def _dead_loop_wait(scene: Scene, idents: set[int] | None) -> Deadlock | None:
     """A portal call whose loop is closed or stopped can never return."""
     for ident, wait in scene.waits.items():
         loop = wait.loop

@@ -5,7 +5,7 @@ run, so everything here only reads: ``sys._current_frames()`` for threads,
 the ``cr_await`` chain for coroutines. A thread's *wait* is the innermost
 frame that says what it waits for: a portal call, an ``async_to_sync`` call
 (serving thread-sensitive work meanwhile), a ``concurrent.futures`` result,
-or an idle event loop. :func:`unblock` cancels such a wait from outside,
+or an idle event loop. :func:`unblock` ends such a wait from outside,
 without signals.
 """
 
@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import linecache
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import CodeType, FrameType
+from types import AsyncGeneratorType, CodeType, FrameType
 from typing import Any, Final, Literal
 
 from asgiref_core.current_thread_executor import CurrentThreadExecutor
@@ -28,12 +29,16 @@ from pytest_asgiref._portal import Portal
 
 __all__ = [
     "ThreadWait",
+    "Unblocked",
     "async_to_sync_site",
     "call_site",
+    "cancel_again",
     "coroutine_frames",
     "format_frame",
     "innermost_frames",
     "loops_by_thread",
+    "on_stack",
+    "phase_frame",
     "sync_to_async_site",
     "task_of_coroutine",
     "thread_frames",
@@ -58,6 +63,12 @@ _SYNC_TO_ASYNC: Final = SyncToAsync.__call__.__code__
 _MACHINERY: Final = frozenset(
     {"threading", "queue", "selectors", "concurrent.futures._base"}
 )
+# The awaitables that step an async generator, by type name (not importable).
+_ASYNC_GENERATOR_STEPS: Final = frozenset(
+    {"async_generator_asend", "async_generator_athrow"}
+)
+# Frames of these packages run the tests; the frames they call are the phase's.
+_RUNNER_PACKAGES: Final = ("_pytest.", "pluggy.")
 # Frames of these packages are never a user's call site.
 _OWN_PACKAGES: Final = ("pytest_asgiref.", "asgiref_core.", "asyncio.")
 
@@ -84,7 +95,7 @@ class ThreadWait:
         return self.kind == "async_to_sync"
 
     def describe(self) -> str:
-        """``"waits in Portal.call"`` and so on, for one line of a report."""
+        """``"waits in async_to_sync"`` and so on, for one line of a report."""
         if self.kind == "portal":
             return "waits in a blocking pytest-asgiref call (the portal)"
         if self.kind == "async_to_sync":
@@ -234,8 +245,21 @@ def coroutine_frames(coroutine: object, limit: int = 40) -> list[FrameType]:
             getattr(current, "cr_await", None)
             or getattr(current, "gi_yieldfrom", None)
             or getattr(current, "ag_await", None)
+            or _async_generator_of(current)
         )
     return frames
+
+
+def _async_generator_of(awaitable: object) -> AsyncGeneratorType[Any, Any] | None:
+    """The async generator behind ``agen.__anext__()``, ``asend()`` or
+    ``athrow()``, which name it in no attribute (an async fixture's set-up
+    and teardown await one)."""
+    if type(awaitable).__name__ not in _ASYNC_GENERATOR_STEPS:
+        return None
+    for referent in gc.get_referents(awaitable):
+        if isinstance(referent, AsyncGeneratorType):
+            return referent
+    return None
 
 
 def sync_to_async_site(task: asyncio.Task[Any]) -> FrameType | None:
@@ -268,14 +292,34 @@ def format_frame(frame: FrameType, indent: str) -> Iterator[str]:
         yield f"{indent}  {line}"
 
 
-def unblock(thread: threading.Thread) -> str | None:
-    """Cancel what ``thread`` is waiting for, from outside it, without signals.
+@dataclass(frozen=True, slots=True)
+class Unblocked:
+    """What :func:`unblock` did to end one thread's wait.
 
-    The innermost wait that can be cancelled wins: a portal call or another
-    ``concurrent.futures`` result (the future is cancelled, which wakes the
-    waiter), an ``async_to_sync`` call or a loop's ``run_until_complete``
-    (the awaited task is cancelled on its own loop). Returns what was done,
-    or None if the thread waits in nothing that can be cancelled.
+    ``task`` and ``loop`` name the task it raised in, if any, so that a
+    second attempt acts on that very task and on nothing the thread has
+    gone on to since.
+    """
+
+    action: str
+    task: asyncio.Task[Any] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+def unblock(
+    thread: threading.Thread, error: Callable[[], BaseException]
+) -> Unblocked | None:
+    """End what ``thread`` is waiting for, from outside it, without signals.
+
+    The innermost wait that can be ended wins: a portal call or another
+    ``concurrent.futures`` result has its future cancelled, which wakes the
+    waiter with ``concurrent.futures.CancelledError``; an ``async_to_sync``
+    call or a loop's ``run_until_complete`` has ``error()`` raised in the
+    task it waits for, at the ``await`` that task is suspended in (on the
+    task's own loop). Both are ordinary exceptions, unlike the
+    ``asyncio.CancelledError`` of cancelling the task, which pytest would
+    not catch between two fixture teardowns. Returns what was done, or None
+    if the thread waits in nothing that can be ended.
     """
     frame: FrameType | None = thread_frames().get(thread.ident or 0)
     while frame is not None:
@@ -285,34 +329,127 @@ def unblock(thread: threading.Thread) -> str | None:
             if isinstance(future, concurrent.futures.Future) and future.cancel():
                 outer = frame.f_back
                 if outer is not None and outer.f_code is _PORTAL_CALL:
-                    return "cancelled its blocking call on the portal's event loop"
-                return "cancelled the concurrent.futures.Future it waited for"
+                    return Unblocked(
+                        "cancelled its blocking call on the portal's event loop"
+                    )
+                return Unblocked(
+                    "cancelled the concurrent.futures.Future it waited for"
+                )
         elif code is _SERVE:
             executor = _local(frame, "self")
             if isinstance(executor, CurrentThreadExecutor):
-                done = _cancel_task(executor.task, executor.loop)
+                done = _raise_in_task(executor.task, executor.loop, error)
                 if done is not None:
-                    return f"cancelled {done}, which its async_to_sync call awaited"
+                    return Unblocked(
+                        f"raised {done}, which its async_to_sync call awaited",
+                        executor.task,
+                        executor.loop,
+                    )
         elif code is _RUN_UNTIL_COMPLETE:
             task = _local(frame, "future")
             loop = _local(frame, "self")
             if isinstance(task, asyncio.Task) and isinstance(
                 loop, asyncio.AbstractEventLoop
             ):
-                done = _cancel_task(task, loop)
+                done = _raise_in_task(task, loop, error)
                 if done is not None:
-                    return f"cancelled {done} on its event loop"
+                    return Unblocked(f"raised {done} on its event loop", task, loop)
         frame = frame.f_back
     return None
 
 
-def _cancel_task(
-    task: asyncio.Task[Any] | None, loop: asyncio.AbstractEventLoop | None
+def _raise_in_task(
+    task: asyncio.Task[Any] | None,
+    loop: asyncio.AbstractEventLoop | None,
+    error: Callable[[], BaseException],
 ) -> str | None:
     if task is None or loop is None or task.done():
         return None
     try:
-        loop.call_soon_threadsafe(task.cancel)
+        loop.call_soon_threadsafe(_raise_at_awaits, task, error)
     except RuntimeError:  # the loop is closed
         return None
-    return f"task {task.get_name()!r}"
+    name = type(error()).__name__
+    return f"{name} in task {task.get_name()!r} (at the await it is stuck in)"
+
+
+def _raise_at_awaits(
+    task: asyncio.Task[Any], error: Callable[[], BaseException]
+) -> None:
+    """On the task's loop: fail the futures the task is suspended on, so the
+    exception comes out of the ``await`` that does not return; cancel the
+    task if it is suspended on none (it is about to run)."""
+    if task.done():
+        return
+    waiters = _innermost_waiters(task, set())
+    if not waiters:
+        task.cancel()
+    for waiter in waiters:
+        waiter.set_exception(error())
+
+
+def _innermost_waiters(
+    future: asyncio.Future[Any], seen: set[int]
+) -> list[asyncio.Future[Any]]:
+    """The pending futures at the ends of what ``future`` waits for.
+
+    ``_fut_waiter`` is the future a suspended task waits on, in both the C
+    and the Python implementation of tasks, and what ``Task.cancel()``
+    itself cancels; ``asyncio.gather()``'s future keeps its awaitables in
+    ``_children``. Through a gather, each pending child gets the exception,
+    as each would get the cancellation, so none is left running.
+    """
+    if future.done() or id(future) in seen:
+        return []
+    seen.add(id(future))
+    if isinstance(future, asyncio.Task):
+        waiter = getattr(future, "_fut_waiter", None)
+        if not isinstance(waiter, asyncio.Future):
+            return []  # running, or about to: nothing to raise at
+        return _innermost_waiters(waiter, seen)
+    children = getattr(future, "_children", None)
+    if isinstance(children, list):
+        found: list[asyncio.Future[Any]] = []
+        for child in children:
+            if isinstance(child, asyncio.Future):
+                found += _innermost_waiters(child, seen)
+        return found
+    return [future]
+
+
+def cancel_again(done: Unblocked) -> None:
+    """Cancel the task :func:`unblock` raised in, if it is still pending
+    (its code swallowed the exception and went on waiting)."""
+    task, loop = done.task, done.loop
+    if task is None or loop is None or task.done():
+        return
+    with contextlib.suppress(RuntimeError):  # the loop is closed
+        loop.call_soon_threadsafe(task.cancel)
+
+
+def phase_frame(frame: FrameType | None) -> FrameType | None:
+    """The outermost frame, from ``frame`` out, that pytest called directly.
+
+    For a thread running a test phase that is the test function, the
+    fixture function or finalizer being set up or torn down, a hook
+    implementation, or the pytest-asyncio wrapper running one of those: what
+    a hang happened in, and what has returned once the hang is over.
+    """
+    outermost = frame
+    while frame is not None:
+        if _module(frame).startswith(_RUNNER_PACKAGES):
+            return outermost
+        outermost = frame
+        frame = frame.f_back
+    return outermost
+
+
+def on_stack(target: FrameType | None, frame: FrameType | None) -> bool:
+    """Whether ``target`` is ``frame`` or one of its callers."""
+    if target is None:
+        return False
+    while frame is not None:
+        if frame is target:
+            return True
+        frame = frame.f_back
+    return False

@@ -77,9 +77,7 @@ class Owner:
     # asgiref_core's pooled threads it took out of their pools while it was
     # being set up and still holds: who started a pooled thread says nothing
     # about who holds it now.
-    threads: weakref.WeakSet[threading.Thread] = field(
-        default_factory=weakref.WeakSet
-    )
+    threads: weakref.WeakSet[threading.Thread] = field(default_factory=weakref.WeakSet)
 
 
 @dataclass(eq=False, slots=True)
@@ -207,6 +205,7 @@ class StartTracker:
         """The records of the threads still referenced, safe from any thread."""
         with self._lock:
             return list(self.records.items())
+
 
 def frames_of(frame: FrameType) -> traceback.StackSummary:
     """The innermost frames of a running thread's stack, innermost first."""
