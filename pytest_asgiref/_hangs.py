@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pytest
 
 from pytest_asgiref._markers import fail_for, marker_names_used
-from pytest_asgiref._options import _value, settings_of
+from pytest_asgiref._options import settings_of
 
 if TYPE_CHECKING:
     from pytest_asgiref._hangs_cycles import Deadlock, Scene
@@ -94,7 +94,7 @@ def _limit(item: pytest.Item) -> tuple[float, str]:
         source = f"@pytest.mark.asgi_timeout({seconds:g}){_placed_on(item, node)}"
     else:
         seconds = settings_of(item.config).timeout
-        source = _settings_source(item.config) if seconds else ""
+        source = settings_of(item.config).timeout_source if seconds else ""
     item.stash[_LIMIT_KEY] = (seconds, source)
     return seconds, source
 
@@ -107,17 +107,6 @@ def _placed_on(item: pytest.Item, node: object) -> str:
     if isinstance(node, pytest.Module):
         return f" on module {node.name}"
     return f" on {getattr(node, 'nodeid', '') or node!r}"
-
-
-def _settings_source(config: pytest.Config) -> str:
-    """Where the run's asgi_timeout came from, in the options' own words."""
-    overrides = config.getoption("override_ini", None) or ()
-    if config.getoption("asgi_timeout") is None and any(
-        entry.partition("=")[0] == "asgi_timeout" for entry in overrides
-    ):
-        # The options read a -o value as the ini key's.
-        return "the -o asgi_timeout option"
-    return _value(config, "timeout")[1]
 
 
 def _marker_seconds(item: pytest.Item, marker: pytest.Mark) -> float:

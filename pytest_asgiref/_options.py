@@ -57,6 +57,8 @@ class Settings:
     allowed_threads: tuple[str, ...] = ()
     # Seconds a test phase may run before it is cancelled; 0 means no limit.
     timeout: float = 0.0
+    #: Where ``timeout`` came from, in words: "the --asgi-timeout option".
+    timeout_source: str = "the default"
 
 
 SETTINGS_KEY: Final = pytest.StashKey[Settings]()
@@ -165,6 +167,10 @@ def _value(config: pytest.Config, name: str) -> tuple[str | None, str]:
         return str(from_cli), f"the {flag} option"
     from_ini = config.getini("asgi_" + name)
     if from_ini:
+        overrides = config.getoption("override_ini", None) or ()
+        if any(entry.partition("=")[0] == "asgi_" + name for entry in overrides):
+            # pytest hands a -o value over as the ini key's.
+            return str(from_ini).strip(), f"the -o asgi_{name} option"
         where = config.inipath.name if config.inipath is not None else "ini file"
         return str(from_ini).strip(), f"the asgi_{name} ini key in {where}"
     return None, "the default"
@@ -257,6 +263,7 @@ def resolve_settings(config: pytest.Config) -> Settings:
             if pattern.strip()
         ),
         timeout=seconds,
+        timeout_source=timeout_source,
     )
     config.stash[SETTINGS_KEY] = settings
     return settings

@@ -355,6 +355,21 @@ def test_bad_ini_value(pytester: pytest.Pytester, inner_ini: Ini, name: str) -> 
     )
 
 
+@pytest.mark.parametrize("name", sorted(CHOICES))
+def test_bad_override_ini_value_names_the_o_option(
+    pytester: pytest.Pytester, inner_ini: Ini, name: str
+) -> None:
+    inner_ini()
+    result = pytester.runpytest("-o", f"asgi_{name}=sometimes")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: the -o asgi_{name} option: 'sometimes' is not a valid "
+            f"asgi_{name} (choose {CHOICES[name]})"
+        ]
+    )
+
+
 def test_bad_ini_value_is_ignored_when_the_option_wins(
     pytester: pytest.Pytester, inner_ini: Ini
 ) -> None:
