@@ -13,26 +13,24 @@ The report runs on a thread that is not the test's, so it never calls into
 the test's objects: locals are told apart by their type alone (a lazy
 object or a mock could run anything, or raise, on attribute access). Every
 section is capped, with what was left out counted, and lists what the test
-itself waits on first: its own task, then the tasks that one awaits.
+itself waits on first: its own task, then the tasks that one awaits. What
+the report is about (loops, tasks, communicators) is gathered by
+:mod:`pytest_asgiref._hangs_inputs`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import re
 import threading
-from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Callable
 from types import CoroutineType, FrameType, GeneratorType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 import pytest
 
 from asgiref_core.introspection import BridgeThread, BridgeWait, library_threads
 from asgiref_core.testing import ApplicationCommunicator
-from pytest_asgiref._blocking import BlockingCommunicator
 from pytest_asgiref._hangs_cycles import (
     Deadlock,
     Scene,
@@ -50,8 +48,15 @@ from pytest_asgiref._hangs_frames import (
     innermost_frames,
     sync_to_async_site,
 )
-from pytest_asgiref._portal import PORTAL_THREAD_NAME
-from pytest_asgiref._serving import Serving
+from pytest_asgiref._hangs_inputs import (
+    MAX_FRAMES,
+    ReportInputs,
+    communicators_in,
+    natural,
+    report_inputs,
+    report_loops,
+    unread,
+)
 
 __all__ = [
     "ReportInputs",
@@ -64,7 +69,6 @@ __all__ = [
 # Enough to see what is going on, not so much that the failure drowns.
 _MAX_LOOPS: Final = 8
 _MAX_TASKS: Final = 20  # per loop
-_MAX_FRAMES: Final = 25
 _THREAD_FRAMES: Final = 14
 _MAX_THREADS: Final = 20
 _MAX_COMMUNICATORS: Final = 10
@@ -72,107 +76,10 @@ _TRANSCRIPT_LINES: Final = 20
 _MAX_BRIDGE_THREADS: Final = 20
 _MAX_BRIDGE_WAITS: Final = 20
 _MAX_POSSIBLE: Final = 10
-# Frames of the test's thread searched for communicators it holds.
-_TEST_FRAMES: Final = 40
-# Tasks whose frames are searched for communicators, the test's own first.
-_SCANNED_TASKS: Final = 200
-# Tasks followed from the test's own, through what each awaits.
-_MAX_AWAITED: Final = 1_000
 _INDENT: Final = "  "
 
-_RUN_UNTIL_COMPLETE: Final = asyncio.BaseEventLoop.run_until_complete.__code__
-_DIGITS: Final = re.compile(r"(\d+)")
-# The future asyncio.gather() returns, whose ``_children`` are its tasks.
-_GATHER: Final[object] = getattr(asyncio.tasks, "_GatheringFuture", None)
 
 _T = TypeVar("_T")
-
-
-@dataclass(slots=True)
-class ReportInputs:
-    """What the report is about: the test's thread, loops and communicators."""
-
-    test_thread: threading.Thread
-    #: (label, loop), the test's own loop first; a label is a prefix such as
-    #: ``"the portal's "`` for :func:`describe_loop`'s text.
-    loops: list[tuple[str, asyncio.AbstractEventLoop]]
-    #: (label, communicator), the fixtures' first.
-    communicators: list[tuple[str, ApplicationCommunicator]]
-    #: The tasks the test waits on, listed first: its own task (an async
-    #: test's), then the tasks awaited from there, directly or not.
-    test_tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    #: What could not be read while gathering the above, one line each.
-    notes: list[str] = field(default_factory=list)
-
-
-def report_loops(
-    scene: Scene,
-    own: Iterable[tuple[str, asyncio.AbstractEventLoop | None]],
-) -> list[tuple[str, asyncio.AbstractEventLoop]]:
-    """The loops to list tasks for: the test's own, then every loop a thread
-    or a bridge call waits on."""
-    found: list[tuple[str, asyncio.AbstractEventLoop]] = []
-    seen: set[int] = set()
-
-    def add(label: str, loop: asyncio.AbstractEventLoop | None) -> None:
-        if loop is not None and id(loop) not in seen:
-            seen.add(id(loop))
-            found.append((label, loop))
-
-    for label, loop in own:
-        add(label, loop)
-    for wait in scene.waits.values():
-        if wait.kind != "idle loop":
-            add(_loop_label(wait.loop, scene), wait.loop)
-    for bridge in scene.bridge_waits:
-        add(_loop_label(bridge.loop, scene), bridge.loop)
-    return found
-
-
-def _loop_label(loop: asyncio.AbstractEventLoop | None, scene: Scene) -> str:
-    """A prefix for :func:`describe_loop`: ``"the portal's "`` or nothing."""
-    ident = scene.loop_threads.get(loop) if loop is not None else None
-    thread = scene.threads.get(ident) if ident is not None else None
-    if thread is not None and thread.name == PORTAL_THREAD_NAME:
-        return "the portal's "
-    return ""
-
-
-def _communicator_of(value: object) -> ApplicationCommunicator | None:
-    """``value`` if it is a communicator, a blocking twin's communicator, or
-    None; decided by type alone, so nothing of ``value`` runs."""
-    kind = type(value)
-    if issubclass(kind, ApplicationCommunicator):
-        return cast(ApplicationCommunicator, value)
-    if issubclass(kind, BlockingCommunicator):
-        inner = inspect.getattr_static(value, "communicator", None)
-        if issubclass(type(inner), ApplicationCommunicator):
-            return cast(ApplicationCommunicator, inner)
-    return None
-
-
-def communicators_in(
-    frames: Iterable[FrameType], label: str
-) -> Iterator[tuple[str, ApplicationCommunicator]]:
-    """Communicators held by the locals of ``frames`` (a blocking twin's
-    ``.communicator`` included)."""
-    for frame in frames:
-        try:
-            values = list(frame.f_locals.values())
-        except Exception:  # torn down while read
-            continue
-        for value in values:
-            communicator = _communicator_of(value)
-            if communicator is not None:
-                yield label, communicator
-
-
-def _natural(name: str) -> list[Any]:
-    """A sort key that puts ``Task-2`` before ``Task-10``."""
-    # Splitting on digit runs alternates text and digits, so the items at
-    # one position always have one type and compare.
-    parts = _DIGITS.split(name)
-    return [int(part) if index % 2 else part for index, part in enumerate(parts)]
 
 
 def _capped(items: list[_T], limit: int) -> tuple[list[_T], int]:
@@ -202,12 +109,8 @@ def build_report(
         try:
             lines += section()
         except Exception as error:  # the process moved on under our feet
-            lines.append(_unread(name, error))
+            lines.append(unread(name, error))
     return "\n".join(lines)
-
-
-def _unread(what: str, error: Exception) -> str:
-    return f"({what}: could not be read: {type(error).__name__}: {error})"
 
 
 # -- pending tasks -----------------------------------------------------------------
@@ -219,7 +122,7 @@ def _task_order(
     """A sort key: the test's tasks in their order, then the rest by name."""
     rank = {id(task): index for index, task in enumerate(test_tasks)}
     last = len(rank)
-    return lambda task: (rank.get(id(task), last), _natural(task.get_name()))
+    return lambda task: (rank.get(id(task), last), natural(task.get_name()))
 
 
 def _tasks_section(inputs: ReportInputs, scene: Scene) -> list[str]:
@@ -231,9 +134,7 @@ def _tasks_section(inputs: ReportInputs, scene: Scene) -> list[str]:
         try:
             lines += _loop_tasks(label, loop, scene, order)
         except Exception as error:  # the loop closed or changed while read
-            lines.append(
-                _unread(f"tasks on {label}{describe_loop(loop, scene)}", error)
-            )
+            lines.append(unread(f"tasks on {label}{describe_loop(loop, scene)}", error))
     return lines + _more(left_out, " event loop(s)", "")
 
 
@@ -263,7 +164,7 @@ def _loop_tasks(
         try:
             lines += _task_lines(task, stacks)
         except Exception as error:  # finished while read
-            lines.append(f"{_INDENT}" + _unread(f"task {task.get_name()!r}", error))
+            lines.append(f"{_INDENT}" + unread(f"task {task.get_name()!r}", error))
     return lines + _more(left_out)
 
 
@@ -277,7 +178,7 @@ def _task_lines(
     else:
         name = type(coroutine).__qualname__
     head = f"{_INDENT}task {task.get_name()!r} running {name}"
-    frames = coroutine_frames(coroutine, _MAX_FRAMES)
+    frames = coroutine_frames(coroutine, MAX_FRAMES)
     if not frames:
         return [
             f"{head}:",
@@ -302,7 +203,7 @@ def _threads_section(inputs: ReportInputs, scene: Scene) -> list[str]:
     test_ident = inputs.test_thread.ident or 0
     waits = [pair for pair in scene.waits.items() if pair[1].kind != "idle loop"]
     waits.sort(
-        key=lambda pair: (pair[0] != test_ident, _natural(scene.thread_name(pair[0])))
+        key=lambda pair: (pair[0] != test_ident, natural(scene.thread_name(pair[0])))
     )
     shown, left_out = _capped(waits, _MAX_THREADS)
     for ident, wait in shown:
@@ -354,7 +255,7 @@ def _communicators_section(inputs: ReportInputs) -> list[str]:
             lines.append(f"{_INDENT}{label}: {communicator!r}")
             lines += _transcript(communicator)
         except Exception as error:  # a subclass's repr, a message's repr
-            lines.append(f"{_INDENT}{label}: " + _unread("communicator", error))
+            lines.append(f"{_INDENT}{label}: " + unread("communicator", error))
     lines += _more(left_out, " communicator(s)")
     if not unique:
         lines.append(f"{_INDENT}(none)")
@@ -389,7 +290,7 @@ def _bridges_section(inputs: ReportInputs, scene: Scene) -> list[str]:
     lines = ["asgiref_core bridge threads:"]
     threads = sorted(
         library_threads(),
-        key=lambda bridge: (bridge.running is None, _natural(bridge.name)),
+        key=lambda bridge: (bridge.running is None, natural(bridge.name)),
     )
     shown_threads, left_out = _capped(threads, _MAX_BRIDGE_THREADS)
     for bridge in shown_threads:
@@ -453,158 +354,7 @@ def _possible_section(scene: Scene, deadlock: Deadlock | None) -> list[str]:
     return shown + _more(left_out, " possible deadlock(s) like these", "")
 
 
-# -- the test's part ---------------------------------------------------------------
-
-
-def _serving_of(item: pytest.Item) -> Serving | None:
-    """The test's served application, if its fixtures already set it up
-    (never set up here: a report must not run fixtures)."""
-    funcargs = getattr(item, "funcargs", None)
-    serving = funcargs.get("_asgi_serving") if isinstance(funcargs, dict) else None
-    return serving if isinstance(serving, Serving) else None
-
-
-def _own_loops(
-    item: pytest.Item, thread: threading.Thread, scene: Scene
-) -> list[tuple[str, asyncio.AbstractEventLoop | None]]:
-    loops: list[tuple[str, asyncio.AbstractEventLoop | None]] = [
-        ("the test's ", loop)
-        for loop, ident in scene.loop_threads.items()
-        if ident == thread.ident
-    ]
-    serving = _serving_of(item)
-    if serving is not None:
-        label = "the portal's " if serving.loop.blocking else "the test's "
-        loops.append((label, serving.loop.loop))
-    return loops
-
-
-def _own_task(frame: FrameType | None) -> asyncio.Task[Any] | None:
-    """The task the test's thread runs its loop for (an async test's)."""
-    while frame is not None:
-        if frame.f_code is _RUN_UNTIL_COMPLETE:
-            try:
-                task = frame.f_locals.get("future")
-            except Exception:  # torn down while read
-                return None
-            return task if issubclass(type(task), asyncio.Task) else None
-        frame = frame.f_back
-    return None
-
-
-def _awaited_by(task: asyncio.Task[Any]) -> list[asyncio.Task[Any]]:
-    """The tasks ``task`` awaits: directly, through ``asyncio.gather``, or
-    as an application behind a communicator."""
-    if task.done():
-        return []
-    found: list[asyncio.Task[Any]] = []
-    waiter = getattr(task, "_fut_waiter", None)
-    if issubclass(type(waiter), asyncio.Task):
-        found.append(cast("asyncio.Task[Any]", waiter))
-    # asyncio.gather's own future only: a user's future could run anything.
-    children = getattr(waiter, "_children", None) if type(waiter) is _GATHER else None
-    if type(children) is list:
-        found += [child for child in children if issubclass(type(child), asyncio.Task)]
-    for frame in coroutine_frames(task.get_coro(), _MAX_FRAMES):
-        try:
-            holder = frame.f_locals.get("self")
-        except Exception:  # torn down while read
-            continue
-        if issubclass(type(holder), ApplicationCommunicator):
-            app = inspect.getattr_static(holder, "_future", None)
-            if issubclass(type(app), asyncio.Task):
-                found.append(cast("asyncio.Task[Any]", app))
-    return found
-
-
-def _test_tasks(thread: threading.Thread, scene: Scene) -> list[asyncio.Task[Any]]:
-    """The test's own task, then every task it waits on, directly or not
-    (by name); for a sync test, the tasks its thread waits on."""
-    own = _own_task(scene.frames.get(thread.ident or 0))
-    roots = [] if own is None else [own]
-    wait = scene.waits.get(thread.ident or 0)
-    if wait is not None and wait.task is not None:
-        roots.append(wait.task)
-    found: list[asyncio.Task[Any]] = []
-    seen: set[int] = set()
-    queue = deque(roots)
-    while queue and len(found) < _MAX_AWAITED:
-        task = queue.popleft()
-        if id(task) not in seen:
-            seen.add(id(task))
-            found.append(task)
-            queue += _awaited_by(task)
-    head = found[:1] if own is not None else []
-    rest = found[len(head) :]
-    return head + sorted(rest, key=lambda task: _natural(task.get_name()))
-
-
-def _attempt(notes: list[str], what: str, read: Callable[[], _T], default: _T) -> _T:
-    """``read()``, or ``default`` with a note saying why it failed."""
-    try:
-        return read()
-    except Exception as error:  # the test moved on while we looked
-        notes.append(_unread(what, error))
-        return default
-
-
-def _report_inputs(
-    item: pytest.Item, thread: threading.Thread, scene: Scene
-) -> ReportInputs:
-    """What the report is about; each part read on its own, so that one that
-    fails leaves the others."""
-    notes: list[str] = []
-    own: list[tuple[str, asyncio.AbstractEventLoop | None]] = _attempt(
-        notes, "the test's loops", lambda: _own_loops(item, thread, scene), []
-    )
-    loops: list[tuple[str, asyncio.AbstractEventLoop]] = _attempt(
-        notes, "event loops", lambda: report_loops(scene, own), []
-    )
-    test_tasks: list[asyncio.Task[Any]] = _attempt(
-        notes, "the test's tasks", lambda: _test_tasks(thread, scene), []
-    )
-    communicators: list[tuple[str, ApplicationCommunicator]] = []
-
-    def opened() -> list[tuple[str, ApplicationCommunicator]]:
-        serving = _serving_of(item)
-        return [] if serving is None else list(serving.opened)
-
-    def held() -> list[tuple[str, ApplicationCommunicator]]:
-        frame = scene.frames.get(thread.ident or 0)
-        frames = innermost_frames(frame, _TEST_FRAMES)
-        return list(communicators_in(frames, "held by the test"))
-
-    communicators += _attempt(notes, "the fixtures' communicators", opened, [])
-    communicators += _attempt(notes, "the test's communicators", held, [])
-    tasks: list[asyncio.Task[Any]] = _attempt(
-        notes, "tasks", lambda: _tasks_to_scan(loops, test_tasks), []
-    )
-    for task in tasks:
-        label = f"held by task {task.get_name()!r}"
-        try:
-            communicators += communicators_in(coroutine_frames(task.get_coro()), label)
-        except Exception as error:  # finished while read
-            notes.append(_unread(label, error))
-    return ReportInputs(thread, loops, communicators, test_tasks, notes)
-
-
-def _tasks_to_scan(
-    loops: list[tuple[str, asyncio.AbstractEventLoop]],
-    test_tasks: list[asyncio.Task[Any]],
-) -> list[asyncio.Task[Any]]:
-    """The tasks searched for communicators: the test's first, then the
-    others of the report's loops, up to a limit."""
-    found = list(test_tasks[:_SCANNED_TASKS])
-    seen = {id(task) for task in found}
-    for _, loop in loops:
-        if len(found) >= _SCANNED_TASKS or loop.is_closed():
-            continue
-        others = sorted(asyncio.all_tasks(loop), key=lambda t: _natural(t.get_name()))
-        for task in others:
-            if id(task) not in seen and len(found) < _SCANNED_TASKS:
-                seen.add(id(task))
-                found.append(task)
-    return found
+# -- the whole report ------------------------------------------------------------
 
 
 def hang_report(
@@ -629,10 +379,10 @@ def hang_report(
         try:
             deadlock = find_deadlock(scene, [thread], everywhere=True)
         except Exception as error:  # the process moved on under our feet
-            lines.append(_unread("deadlocks", error))
+            lines.append(unread("deadlocks", error))
     if deadlock is not None:
         lines.append(deadlock.format())
-    inputs = _report_inputs(item, thread, scene)
+    inputs = report_inputs(item, thread, scene)
     lines += inputs.notes
     lines.append(build_report(inputs, scene, deadlock))
     return "\n".join(lines)
