@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from pytest_asgiref._outcomes import HangTimeout
+
 if TYPE_CHECKING:
     from pytest_asgiref._hangs_cycles import Deadlock, Scene
     from pytest_asgiref._hangs_frames import Unblocked
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 # The deadlock and report machinery is imported by the watchdog thread when a
 # phase first runs long: a run where every test is quick never loads it.
 
-__all__ = ["HangInterrupt", "HangTimeout", "Watch", "Watchdog"]
+__all__ = ["HangInterrupt", "Watch", "Watchdog"]
 
 #: Seconds between two looks at the running phase.
 POLL: Final = 0.25
@@ -63,14 +65,6 @@ _MAX_SIGNALS: Final = 5
 _INTERRUPT_SIGNAL: Final[int | None] = getattr(signal, "SIGUSR2", None)
 
 WATCHDOG_THREAD_NAME: Final = "pytest_asgiref-hang-watch"
-
-
-class HangTimeout(Exception):
-    """Raised in a hung task, at the ``await`` it is stuck in.
-
-    An ordinary exception, so that the code around the wait and pytest's
-    teardown of the other fixtures handle it as they handle any failure.
-    """
 
 
 class HangInterrupt(pytest.fail.Exception):  # type: ignore[misc,name-defined]

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import pytest
 
-from pytest_asgiref._warnings import (
+from pytest_asgiref._outcomes import (
     PytestAsgiPendingTaskWarning,
     PytestAsgiThreadLeakWarning,
 )

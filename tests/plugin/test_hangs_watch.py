@@ -509,3 +509,35 @@ def test_pytest_timeout_off_the_main_thread_names_the_thread_method(
             "*+ Timeout +*",
         ]
     )
+
+
+def test_the_test_can_catch_hang_timeout_by_its_public_name(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_caught="""
+        import asyncio
+
+        import pytest
+
+        from pytest_asgiref import HangTimeout
+
+        SEEN = []
+
+
+        @pytest.mark.asyncio
+        async def test_waits():
+            try:
+                await asyncio.Event().wait()
+            except HangTimeout as error:
+                SEEN.append(type(error).__module__ + "." + type(error).__name__)
+                raise
+
+
+        def test_after():
+            assert SEEN == ["pytest_asgiref.HangTimeout"]
+        """
+    )
+    result = pytester.runpytest_subprocess("--asgi-timeout=0.5", BACKSTOP)
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*test_waits: the test's call ran longer than 0.5s*"])
