@@ -543,8 +543,16 @@ class ApplicationCommunicator:
             # Most applications answer within one pass of the loop: let it run
             # once before paying for a waiter and a timer.
             await asyncio.sleep(0)
-            if queue.empty() and self._violation is None and not self.future.done():
-                await self._wait_for_output(timeout)
+            deadline = None
+            # Woken, the queue can still be empty: another reader of this
+            # communicator took the message. Wait again, for what is left.
+            while queue.empty() and self._violation is None and not self.future.done():
+                now = asyncio.get_running_loop().time()
+                if deadline is None:
+                    deadline = now + timeout
+                elif now >= deadline:
+                    break
+                await self._wait_for_output(deadline - now)
         if queue.empty():
             return None
         return queue.get_nowait()
@@ -573,15 +581,18 @@ class ApplicationCommunicator:
     async def _wait_for_output(self, timeout: float) -> None:
         """Sleep until output arrives, the application ends, or ``timeout`` passes."""
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
         queue = self._output()
-        queue.waiter = waiter
+        # Readers waiting at once share one waiter, so that each is woken.
+        waiter = queue.waiter
+        if waiter is None or waiter.done():
+            waiter = queue.waiter = loop.create_future()
         handle = loop.call_later(timeout, _expire, waiter)
         try:
             await waiter
         finally:
             handle.cancel()
-            if queue.waiter is waiter:
+            # A waiter still pending may be another reader's too: leave it.
+            if queue.waiter is waiter and waiter.done():
                 queue.waiter = None
 
     @staticmethod

@@ -449,3 +449,54 @@ async def test_warn_mode_with_a_bad_scope_still_checks_messages() -> None:
     with pytest.warns(ASGIProtocolWarning, match="status"):
         await communicator.receive_output()
     communicator.stop(exceptions=False)
+
+
+# -- several readers at once -------------------------------------------------------
+
+
+async def test_two_readers_waiting_at_once_each_get_a_message() -> None:
+    communicator = ApplicationCommunicator(echo, {"type": "test"})
+    first = asyncio.ensure_future(communicator.receive_output(5))
+    second = asyncio.ensure_future(communicator.receive_output(5))
+    await asyncio.sleep(0.01)
+    await communicator.send_input({"type": "a"})
+    await communicator.send_input({"type": "b"})
+    got = await asyncio.wait_for(asyncio.gather(first, second), 2)
+    assert sorted(message["type"] for message in got) == ["a", "b"]
+    communicator.stop()
+    await communicator.wait()
+
+
+async def test_every_waiting_reader_learns_at_once_that_the_app_ended() -> None:
+    release = asyncio.Event()
+
+    async def ends_when_released(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+
+    communicator = ApplicationCommunicator(ends_when_released, {"type": "test"})
+    readers = [asyncio.ensure_future(communicator.receive_output(10)) for _ in "ab"]
+    await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    release.set()
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*readers, return_exceptions=True), 5
+    )
+    # Both see the application's end now, not when their 10 s run out.
+    assert loop.time() - started < 2
+    assert all(isinstance(outcome, TimeoutError) for outcome in outcomes)
+    assert all("returned" in str(outcome) for outcome in outcomes)
+
+
+async def test_a_reader_woken_for_another_ones_message_waits_on() -> None:
+    communicator = ApplicationCommunicator(echo, {"type": "test"})
+    first = asyncio.ensure_future(communicator.receive_output(0.5))
+    second = asyncio.ensure_future(communicator.receive_output(0.5))
+    await asyncio.sleep(0.01)
+    await communicator.send_input({"type": "only"})
+    done, pending = await asyncio.wait({first, second}, timeout=0.2)
+    assert len(done) == 1  # the other reader did not give up when woken
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(pending.pop(), 5)
+    communicator.stop()
+    await communicator.wait()
