@@ -54,8 +54,13 @@ __all__ = ["HangInterrupt", "Watch", "Watchdog"]
 POLL: Final = 0.25
 #: A phase must have run this long before deadlocks are looked for.
 DEADLOCK_AFTER: Final = 0.25
-#: Seconds between two deadlock checks of one phase.
+#: Seconds between two deadlock checks of one phase, at first and whenever
+#: a check finds something to confirm.
 CHECK_EVERY: Final = 0.25
+#: Each check that finds nothing spaces the next one out by this factor, up
+#: to CHECK_AT_MOST seconds: a long, healthy phase is looked at less often.
+CHECK_BACKOFF: Final = 1.5
+CHECK_AT_MOST: Final = 2.0
 #: After firing, seconds until the same task is cancelled.
 RETRY_AFTER: Final = 0.5
 #: After firing, seconds until the thread is first interrupted with a signal.
@@ -102,6 +107,7 @@ class Watch:
     unblocked: Unblocked | None = None
     _suspect: tuple[object, ...] | None = None
     _next_check = 0.0
+    _check_gap = CHECK_EVERY
 
     def __init__(
         self,
@@ -254,14 +260,20 @@ class Watchdog:
         if due:
             self._fire(watch, None)
             return
-        watch._next_check = now + CHECK_EVERY
         from pytest_asgiref._hangs_cycles import find_deadlock, look  # noqa: PLC0415
 
         scene = look()
         deadlock = find_deadlock(scene, [watch.thread], self._test_tasks(watch, scene))
-        if deadlock is None or deadlock.key != watch._suspect:
-            # Seen once: the look is not atomic, so wait for a second one.
-            watch._suspect = None if deadlock is None else deadlock.key
+        if deadlock is None:
+            watch._suspect = None
+            watch._check_gap = min(watch._check_gap * CHECK_BACKOFF, CHECK_AT_MOST)
+            watch._next_check = now + watch._check_gap
+            return
+        if deadlock.key != watch._suspect:
+            # Seen once: the look is not atomic, so look again soon.
+            watch._suspect = deadlock.key
+            watch._check_gap = CHECK_EVERY
+            watch._next_check = now + CHECK_EVERY
             return
         self._fire(watch, deadlock, scene)
 
@@ -380,6 +392,7 @@ class Watchdog:
         watch.deadline = now + watch.seconds
         watch._suspect = None
         watch._next_check = 0.0
+        watch._check_gap = CHECK_EVERY
 
     def _interrupt(self, watch: Watch) -> None:
         number = _INTERRUPT_SIGNAL

@@ -9,6 +9,7 @@ report from pytest-asgiref proves it ended the test well before that.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from textwrap import dedent
 
@@ -372,6 +373,28 @@ def test_deadlock_cycle_fails_at_once(pytester: pytest.Pytester) -> None:
     )
     result.stdout.no_fnmatch_line("*possible deadlock*")
     result.stdout.no_fnmatch_line("*ran longer than*")
+
+
+def test_a_deadlock_late_in_a_long_phase_is_still_caught_early(
+    pytester: pytest.Pytester,
+) -> None:
+    # Four healthy seconds first: the checks have spaced out by then.
+    late = "import time\n" + DEADLOCK.replace(
+        "    CLIENT.append(asgi_http)\n",
+        "    time.sleep(4)\n    CLIENT.append(asgi_http)\n",
+    )
+    assert late != "import time\n" + DEADLOCK
+    pytester.makepyfile(test_late=late)
+    result = pytester.runpytest_subprocess("--asgi-timeout=20", BACKSTOP)
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(
+        ["test_late.py::test_deadlock: a deadlock stopped the test's call after *"]
+    )
+    after = re.search(r"stopped the test's call after ([\d.]+)s", result.stdout.str())
+    assert after is not None
+    # Four seconds of sleep, then at most two between checks and a second
+    # look to confirm: well under the 20 s limit.
+    assert 4 <= float(after.group(1)) < 8
 
 
 def test_no_deadlock_is_reported_for_a_slow_test(pytester: pytest.Pytester) -> None:
