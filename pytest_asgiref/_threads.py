@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -117,14 +117,14 @@ def _newly_held(lent: set[threading.Thread]) -> set[threading.Thread]:
         time.sleep(0.005)
 
 
-def _pending_tasks(loop: Loop) -> set[Task]:
+def pending_tasks(loop: Loop) -> set[Task]:
     """The tasks not yet done on ``loop`` (callable from any thread)."""
     if loop.is_closed():
         return set()
     return asyncio.all_tasks(loop)
 
 
-class _TestState:
+class PerTestState:
     """What one test had before its setup, and what its teardown found."""
 
     __slots__ = (
@@ -167,11 +167,11 @@ class LeakCheck:
         # until collection says otherwise, assume some might.
         self.marker_used = True
         self._allowed: tuple[str, ...] | None = None
-        self._state: _TestState | None = None
+        self._state: PerTestState | None = None
         # What was reported already: a thread or task is reported once, by
         # the test that left it, however many later checks still see it.
-        self._reported_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
-        self._reported_tasks: weakref.WeakSet[Task] = weakref.WeakSet()
+        self.reported_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+        self.reported_tasks: weakref.WeakSet[Task] = weakref.WeakSet()
         # Warnings issued, waiting for pytest to record them (a filter may
         # drop them): id -> (the warning, what it reports).
         self._unrecorded: dict[int, tuple[Warning, Findings]] = {}
@@ -258,7 +258,7 @@ class LeakCheck:
         if self._unrecorded:  # issued by an earlier test, and never recorded
             self._unrecorded.clear()
         strict, misused = self._strict(item)
-        state = _TestState(item, strict, misused)
+        state = PerTestState(item, strict, misused)
         threads = threading.enumerate()
         state.threads_before = set(threads)
         if _any_library_thread(threads):
@@ -269,7 +269,7 @@ class LeakCheck:
             state.active_before = active_library_threads(threads)
         state.loops = self._loops_for(item)
         if state.loops:
-            state.tasks_before = {loop: _pending_tasks(loop) for loop in state.loops}
+            state.tasks_before = {loop: pending_tasks(loop) for loop in state.loops}
         self._state = state
         self.tracker.phases[:] = [Phase(f"the setup of {item.nodeid}")]
 
@@ -349,7 +349,7 @@ class LeakCheck:
         portal = self._portal_loop()
         if portal is not None:
             loops.append(portal)
-        return {task for loop in loops for task in _pending_tasks(loop)}
+        return {task for loop in loops for task in pending_tasks(loop)}
 
     def _adopt_lifespans(self, phase: Phase, cache: dict[Any, Any]) -> None:
         """A lifespan wider than the test started: what came with it is its own."""
@@ -382,8 +382,8 @@ class LeakCheck:
             state = self._state
             if state is None or loop.is_closed():
                 return
-            suspects = _pending_tasks(loop) - state.tasks_before.get(loop, set())
-            suspects -= self._owned_tasks() | set(self._reported_tasks)
+            suspects = pending_tasks(loop) - state.tasks_before.get(loop, set())
+            suspects -= self.owned_tasks() | set(self.reported_tasks)
             if not suspects:
                 return
             from pytest_asgiref._threads_findings import (  # noqa: PLC0415
@@ -392,13 +392,13 @@ class LeakCheck:
             )
 
             left = settle_tasks(loop, suspects)
-            self._reported_tasks.update(left)
+            self.reported_tasks.update(left)
             state.closing += [task_finding(task, loop, description) for task in left]
 
         # Added after the runner's own teardown, so it runs just before it.
         fixturedef.addfinalizer(before_close)
 
-    def _owned_tasks(self) -> set[Task]:
+    def owned_tasks(self) -> set[Task]:
         return {t for owner in self.owners if not owner.finished() for t in owner.tasks}
 
     # -- the verdict ----------------------------------------------------------
@@ -424,7 +424,9 @@ class LeakCheck:
             and not _any_library_thread(after)
         ):
             return None
-        return self._examine(item, state, after, ended, loops)
+        from pytest_asgiref._threads_verdict import examine  # noqa: PLC0415
+
+        return examine(self, item, state, after, ended, loops)
 
     def _left_anything(self, owner: Owner) -> bool:
         """Whether an owner that ended left a task or a thread it started."""
@@ -438,95 +440,6 @@ class LeakCheck:
             and thread.is_alive()
             for thread, record in self.tracker.snapshot()
         )
-
-    def _examine(
-        self,
-        item: pytest.Item,
-        state: _TestState,
-        after: Sequence[threading.Thread],
-        ended: list[Owner],
-        loops: dict[Loop, str],
-    ) -> Findings:
-        from pytest_asgiref._threads_classify import (  # noqa: PLC0415
-            active_library_threads,
-            baseline_threads,
-            suspect,
-        )
-        from pytest_asgiref._threads_findings import (  # noqa: PLC0415
-            settle_tasks,
-            settle_threads,
-            task_finding,
-            thread_finding,
-        )
-        from pytest_asgiref._threads_report import Findings  # noqa: PLC0415
-
-        findings = Findings(item.nodeid)
-        findings.strict = state.strict
-        # Threads.
-        active = active_library_threads(after)
-        reported = set(self._reported_threads)
-        candidates = [
-            thread
-            for thread in after
-            if (
-                thread in active and thread not in state.active_before
-                if thread.name.startswith(THREAD_NAME_PREFIX)
-                else thread not in state.threads_before
-            )
-        ]
-        records = dict(self.tracker.snapshot())
-        if ended:
-            # What the wider things that just ended started, or held.
-            candidates += [
-                thread
-                for thread, record in records.items()
-                if record.phase is not None
-                and record.phase.owner in ended
-                and not thread.name.startswith(THREAD_NAME_PREFIX)
-                and thread.is_alive()
-            ]
-            candidates += [
-                thread
-                for owner in ended
-                for thread in owner.threads
-                if thread in active
-            ]
-        candidates = [t for t in dict.fromkeys(candidates) if t not in reported]
-        if candidates:
-            baseline = baseline_threads([*loops, *self.runner_loops.values()])
-            held = {
-                t
-                for owner in self.owners
-                if not owner.finished()
-                for t in owner.threads
-            }
-            allowed = self.allowed()
-            candidates = [
-                thread
-                for thread in candidates
-                if suspect(thread, baseline, allowed, records.get(thread), held)
-            ]
-        if candidates:
-            left = settle_threads(candidates)
-            self._reported_threads.update(left)
-            frames = sys._current_frames()
-            for thread in left:
-                record = records.get(thread)
-                findings.threads.append(thread_finding(thread, record, frames))
-        # Tasks.
-        findings.tasks += state.closing
-        owned = self._owned_tasks() | set(self._reported_tasks)
-        late = {t for owner in ended for t in owner.tasks if not t.done()}
-        for loop, description in loops.items():
-            if loop.is_closed():
-                continue
-            suspects = _pending_tasks(loop) - state.tasks_before.get(loop, set())
-            suspects = (suspects | {t for t in late if t.get_loop() is loop}) - owned
-            left_tasks = settle_tasks(loop, suspects)
-            self._reported_tasks.update(left_tasks)
-            for task in left_tasks:
-                findings.tasks.append(task_finding(task, loop, description))
-        return findings
 
     def _report(
         self, item: pytest.Item, findings: Findings | None, *, raising: bool
