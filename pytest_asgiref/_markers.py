@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Collection, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from pytest_asgiref._apps import AppError, AppKind, as_asgi3, classify, load_app
 from pytest_asgiref._options import (
     LIFESPAN_MODES,
     LIFESPAN_SCOPES,
     VALIDATE_MODES,
     settings_of,
 )
+
+if TYPE_CHECKING:
+    from pytest_asgiref._apps import AppKind
 
 __all__ = [
     "MARKER_HELP",
@@ -179,6 +181,14 @@ def choice_for(item: pytest.Item) -> AppChoice:
 
 def load_choice(item: pytest.Item, choice: AppChoice) -> LoadedApp:
     """Import and classify the chosen application, failing the test if unusable."""
+    # Imported here: loading the plugin does not load what loads apps.
+    from pytest_asgiref._apps import (  # noqa: PLC0415
+        AppError,
+        as_asgi3,
+        classify,
+        load_app,
+    )
+
     value = choice.value
     try:
         if isinstance(value, str):

@@ -29,8 +29,6 @@ from pytest_asgiref._threads_report import Finding, task_stack
 from pytest_asgiref._threads_tracking import (
     STACK_LIMIT,
     StartRecord,
-    format_stack,
-    frames_of,
 )
 
 __all__ = ["settle_tasks", "settle_threads", "task_finding", "thread_finding"]
@@ -64,6 +62,57 @@ def _is_machinery(filename: str) -> bool:
     if name.startswith(_LIBRARY):
         return True
     return name.startswith(_STDLIB) and not name.startswith(_PACKAGES)
+
+
+# Frames of these packages are the test runner's, not the user's: a stack is
+# cut where they begin, so reports show what the test and the app did.
+_RUNNER_PACKAGES: Final = ("/_pytest/", "/pluggy/")
+
+
+# Where a thread's own code, or a loop's callback, begins: frames further out
+# are the same in every thread or callback.
+_BOUNDARIES: Final = {
+    "threading.py": ("run", "_bootstrap_inner", "_bootstrap"),
+    "events.py": ("_run",),
+}
+
+
+def _is_boundary(summary: traceback.FrameSummary) -> bool:
+    if any(package in summary.filename for package in _RUNNER_PACKAGES):
+        return True
+    names = _BOUNDARIES.get(os.path.basename(summary.filename))
+    return names is not None and summary.name in names
+
+
+def frames_of(frame: FrameType) -> traceback.StackSummary:
+    """The innermost frames of a running thread's stack, innermost first."""
+    return traceback.StackSummary.extract(
+        traceback.walk_stack(frame), limit=STACK_LIMIT, lookup_lines=False
+    )
+
+
+def format_stack(stack: traceback.StackSummary, indent: str = "    ") -> list[str]:
+    """Lines for a stack given innermost first, printed outermost first.
+
+    Frames of the test runner (pytest, pluggy), of a thread's bootstrap and
+    of the event loop calling a callback are left out, from the first one
+    outwards, unless that would leave nothing.
+    """
+    kept: list[traceback.FrameSummary] = []
+    for summary in stack:
+        if kept and _is_boundary(summary):
+            break
+        kept.append(summary)
+    lines = []
+    for summary in reversed(kept):
+        lines.append(
+            f'{indent}File "{summary.filename}", line {summary.lineno}, '
+            f"in {summary.name}"
+        )
+        source = (summary.line or "").strip()
+        if source:
+            lines.append(f"{indent}  {source}")
+    return lines
 
 
 def _leaking(thread: threading.Thread) -> bool:

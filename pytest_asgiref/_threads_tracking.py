@@ -4,7 +4,9 @@ While the leak check is on, :class:`StartTracker` wraps
 ``threading.Thread.start``: each start records a short stack (file, line and
 function names only; source lines are read if a report ever needs them), the
 thread that started it and the :class:`Phase` of the test then under way.
-Nothing else is paid per thread, and nothing at all per test.
+Nothing else is paid per thread; per test, only a phase object for each of
+its phases. How stacks are shown is in :mod:`pytest_asgiref._threads_findings`,
+which loads when there is something to show.
 
 A phase may belong to an :class:`Owner`: something that outlives the test
 it was made in (a fixture of wider scope, a lifespan shared by a module).
@@ -15,7 +17,6 @@ test does.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
 import traceback
@@ -34,36 +35,17 @@ __all__ = [
     "Phase",
     "StartRecord",
     "StartTracker",
-    "format_stack",
-    "frames_of",
     "thread_description",
 ]
 
 #: Frames kept of a thread's start stack and shown of what it runs now.
 STACK_LIMIT: Final = 12
 
-# Frames of these packages are the test runner's, not the user's: a stack is
-# cut where they begin, so reports show what the test and the app did.
-_RUNNER_PACKAGES: Final = ("/_pytest/", "/pluggy/")
-# Where a thread's own code, or a loop's callback, begins: frames further out
-# are the same in every thread or callback.
-_BOUNDARIES: Final = {
-    "threading.py": ("run", "_bootstrap_inner", "_bootstrap"),
-    "events.py": ("_run",),
-}
-
 
 def _is_start_wrapper(frame: FrameType) -> bool:
     """Whether ``frame`` runs a tracker's ``Thread.start`` wrapper."""
     code = frame.f_code
     return code.co_name == "start" and code.co_filename == __file__
-
-
-def _is_boundary(summary: traceback.FrameSummary) -> bool:
-    if any(package in summary.filename for package in _RUNNER_PACKAGES):
-        return True
-    names = _BOUNDARIES.get(os.path.basename(summary.filename))
-    return names is not None and summary.name in names
 
 
 @dataclass(eq=False, slots=True)
@@ -205,34 +187,3 @@ class StartTracker:
         """The records of the threads still referenced, safe from any thread."""
         with self._lock:
             return list(self.records.items())
-
-
-def frames_of(frame: FrameType) -> traceback.StackSummary:
-    """The innermost frames of a running thread's stack, innermost first."""
-    return traceback.StackSummary.extract(
-        traceback.walk_stack(frame), limit=STACK_LIMIT, lookup_lines=False
-    )
-
-
-def format_stack(stack: traceback.StackSummary, indent: str = "    ") -> list[str]:
-    """Lines for a stack given innermost first, printed outermost first.
-
-    Frames of the test runner (pytest, pluggy), of a thread's bootstrap and
-    of the event loop calling a callback are left out, from the first one
-    outwards, unless that would leave nothing.
-    """
-    kept: list[traceback.FrameSummary] = []
-    for summary in stack:
-        if kept and _is_boundary(summary):
-            break
-        kept.append(summary)
-    lines = []
-    for summary in reversed(kept):
-        lines.append(
-            f'{indent}File "{summary.filename}", line {summary.lineno}, '
-            f"in {summary.name}"
-        )
-        source = (summary.line or "").strip()
-        if source:
-            lines.append(f"{indent}  {source}")
-    return lines

@@ -127,9 +127,20 @@ def lifespan_apps(pytester: pytest.Pytester, inner_ini: Ini) -> None:
     pytester.makepyfile(lifespan_apps=LIFESPAN_APPS)
 
 
-def run(pytester: pytest.Pytester, body: str, *args: str) -> pytest.RunResult:
-    """Run ``body`` (below the shared imports) as an inner test file."""
+def run(
+    pytester: pytest.Pytester, body: str, *args: str, subprocess: bool = False
+) -> pytest.RunResult:
+    """Run ``body`` (below the shared imports) as an inner test file.
+
+    In this process by default; ``subprocess`` for a run whose thread leak
+    check must see one copy of asgiref_core: an in-process run imports some
+    modules afresh (pytester restores ``sys.modules`` after each), so its
+    threads can live in a copy of the library's pools that an earlier copy
+    of the check does not read.
+    """
     pytester.makepyfile(test_inner=HEADER + textwrap.dedent(body))
+    if subprocess:
+        return pytester.runpytest_subprocess(*args)
     return pytester.runpytest(*args)
 
 
@@ -192,6 +203,7 @@ def test_auto_is_the_default_and_skips_what_has_no_lifespan(
         """,
         "-W",
         "error",
+        subprocess=True,
     )
     result.assert_outcomes(passed=5)
 
