@@ -383,7 +383,7 @@ class LeakCheck:
             if state is None or loop.is_closed():
                 return
             suspects = pending_tasks(loop) - state.tasks_before.get(loop, set())
-            suspects -= self.owned_tasks() | set(self.reported_tasks)
+            suspects -= self.accounted_tasks()
             if not suspects:
                 return
             from pytest_asgiref._threads_findings import (  # noqa: PLC0415
@@ -398,8 +398,13 @@ class LeakCheck:
         # Added after the runner's own teardown, so it runs just before it.
         fixturedef.addfinalizer(before_close)
 
-    def owned_tasks(self) -> set[Task]:
-        return {t for owner in self.owners if not owner.finished() for t in owner.tasks}
+    def accounted_tasks(self) -> set[Task]:
+        """Tasks no test is to be blamed for now: those something wider that
+        has not ended owns, and those reported already."""
+        owned = {
+            t for owner in self.owners if not owner.finished() for t in owner.tasks
+        }
+        return owned | set(self.reported_tasks)
 
     # -- the verdict ----------------------------------------------------------
 

@@ -96,7 +96,7 @@ def examine(
             findings.threads.append(thread_finding(thread, record, frames))
     # Tasks.
     findings.tasks += state.closing
-    owned = check.owned_tasks() | set(check.reported_tasks)
+    owned = check.accounted_tasks()
     late = {t for owner in ended for t in owner.tasks if not t.done()}
     for loop, description in loops.items():
         if loop.is_closed():
